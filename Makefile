@@ -1,0 +1,55 @@
+# tekton-mlops: every developer and CI task goes through this file.
+# `make help` lists the targets.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TESTS ?=
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all,test,dev]'
+	@touch $@
+
+dev: $(STAMP) ## Create the venv with the runtime, test and lint tools
+
+system-deps: ## Install the Debian packages tests and benchmarks use (as root)
+	hack/system-deps.sh
+
+test: $(STAMP) ## Run the tests (TESTS=pattern to select)
+	@if [ "$$CI" = "true" ]; then hack/system-deps.sh; fi
+	$(BIN)/pytest $(if $(TESTS),-k '$(TESTS)') $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff, mypy, yamllint
+	$(BIN)/ruff check runtime tests hack benchmarks
+	$(BIN)/ruff format --check runtime tests hack benchmarks
+	$(BIN)/mypy
+	$(BIN)/yamllint -s catalog
+
+fmt: $(STAMP) ## Format and fix what ruff can
+	$(BIN)/ruff format runtime tests hack benchmarks
+	$(BIN)/ruff check --fix runtime tests hack benchmarks
+
+bench: $(STAMP) ## Run the ratio benchmarks and print their tables
+	hack/system-deps.sh --bench
+	$(BIN)/python benchmarks/run.py
+
+demo: $(STAMP) ## Fetch, train and evaluate a model locally on embedded defaults
+	hack/demo.sh
+
+services: $(STAMP) ## Start the local S3 server (moto) by hand on 127.0.0.1:5000
+	hack/services.sh
+
+clean: ## Remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench
+
+.PHONY: help dev system-deps test lint fmt bench demo services clean

@@ -1,0 +1,184 @@
+"""sha256 digests of files and directory manifests.
+
+A directory's *root digest* follows the OpenSSF model signing ``files``
+serialization: sha256 over the raw sha256 digests of its files, sorted by
+relative path. A model directory's root digest is therefore the subject digest
+that ``model_signing`` signs for the same files, and a dataset gets the same
+kind of identity. The manifest keeps paths, sizes and per-file digests, so a
+consumer verifies exactly the files it reads.
+
+Example::
+
+    manifest = build_manifest(Path("/ws/data/iris"))
+    manifest.root            # 'sha256:…'
+    write_manifest(Path("/ws/data/iris"), manifest, source="s3://bucket/iris/")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tekton_mlops.errors import DataError, IntegrityError
+
+#: Metadata the runtime keeps beside an artifact; never part of its digest.
+METADATA_DIR = ".mlops"
+MANIFEST_NAME = "manifest.json"
+_CHUNK = 1 << 20
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def as_digest(hex_digest: str) -> str:
+    """``abc…`` -> ``sha256:abc…`` (the form Tekton Chains and OCI use)."""
+    return f"sha256:{hex_digest}"
+
+
+def parse_digest(text: str) -> str:
+    """Accept ``sha256:<hex>`` or ``<hex>``; return lower-case hex."""
+    hex_digest = text.strip().lower().removeprefix("sha256:")
+    if not _HEX64.match(hex_digest):
+        raise ValueError(f"not a sha256 digest: {text!r}")
+    return hex_digest
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a manifest."""
+
+    path: str  # POSIX, relative to the artifact directory
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Per-file digests of a directory and their root digest."""
+
+    files: tuple[FileEntry, ...]
+
+    @property
+    def root_hex(self) -> str:
+        root = hashlib.sha256()
+        for entry in sorted(self.files, key=lambda e: e.path):
+            root.update(bytes.fromhex(entry.sha256))
+        return root.hexdigest()
+
+    @property
+    def root(self) -> str:
+        return as_digest(self.root_hex)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(e.size for e in self.files)
+
+    def entry(self, path: str) -> FileEntry | None:
+        return next((e for e in self.files if e.path == path), None)
+
+    def to_json(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "root": self.root,
+            "files": [
+                {"path": e.path, "sha256": e.sha256, "size": e.size}
+                for e in sorted(self.files, key=lambda e: e.path)
+            ],
+            **extra,
+        }
+
+
+def artifact_files(directory: Path) -> list[Path]:
+    """Files of an artifact directory, without the runtime's metadata.
+
+    Symbolic links are refused: a link could point outside the artifact and
+    make its digest say nothing about what a consumer reads.
+    """
+    found: list[Path] = []
+    for root, dirs, files in os.walk(directory):
+        here = Path(root)
+        if here == directory and METADATA_DIR in dirs:
+            dirs.remove(METADATA_DIR)
+        for name in dirs + files:
+            if (here / name).is_symlink():
+                raise DataError(f"{here / name}: symbolic links are not allowed in an artifact")
+        found.extend(here / name for name in files)
+    return sorted(found)
+
+
+def build_manifest(directory: Path, known: dict[str, str] | None = None) -> Manifest:
+    """Hash every file of ``directory`` (in parallel: hashlib releases the GIL).
+
+    ``known`` maps relative paths to digests already computed in the same pass
+    as a download, so those files are not read twice.
+    """
+    known = known or {}
+    files = artifact_files(directory)
+
+    def entry(path: Path) -> FileEntry:
+        rel = path.relative_to(directory).as_posix()
+        digest = known.get(rel) or sha256_file(path)
+        return FileEntry(rel, digest, path.stat().st_size)
+
+    with ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 1) + 1)) as pool:
+        return Manifest(tuple(pool.map(entry, files)))
+
+
+def manifest_path(directory: Path) -> Path:
+    return directory / METADATA_DIR / MANIFEST_NAME
+
+
+def write_manifest(directory: Path, manifest: Manifest, **extra: Any) -> Path:
+    """Write ``<dir>/.mlops/manifest.json``."""
+    path = manifest_path(directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest.to_json(**extra), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_manifest(directory: Path) -> Manifest | None:
+    """The manifest a previous step left in ``directory``, or None."""
+    path = manifest_path(directory)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return Manifest(
+            tuple(FileEntry(f["path"], f["sha256"], int(f["size"])) for f in data["files"])
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"{path}: unreadable manifest ({exc})") from None
+
+
+def verify_files(directory: Path, manifest: Manifest, paths: Iterable[str]) -> None:
+    """Check that each named file exists and matches its manifest digest.
+
+    Raises:
+        IntegrityError: naming the first file that is missing, unlisted or changed.
+    """
+    for rel in paths:
+        entry = manifest.entry(rel)
+        if entry is None:
+            raise IntegrityError(f"{directory / rel}: not listed in the artifact's manifest")
+        path = directory / rel
+        if not path.is_file():
+            raise IntegrityError(f"{path}: listed in the manifest but missing")
+        actual = sha256_file(path)
+        if actual != entry.sha256:
+            raise IntegrityError(
+                f"{path}: sha256 {actual} does not match the manifest's {entry.sha256}"
+            )

@@ -1,0 +1,105 @@
+"""Lineage records: an in-toto v1 statement with an SLSA v1 provenance predicate.
+
+Each step writes one record into the artifact it produces
+(``.mlops/lineage/<step>.intoto.json``): its outputs as subjects, its inputs
+as resolved dependencies, its parameters, the runtime and the code revision
+when known, and its start and end. The record is unsigned JSON that a signing
+step can wrap in a DSSE envelope, and that Tekton Chains' own provenance can be
+joined with through the digests.
+
+The code revision and invocation come from the environment the Task sets:
+``TEKTON_MLOPS_SOURCE_URL``, ``TEKTON_MLOPS_SOURCE_REVISION`` and
+``TEKTON_MLOPS_INVOCATION_ID`` (for example ``$(context.taskRun.name)``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tekton_mlops import __version__
+from tekton_mlops.digests import METADATA_DIR
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"
+BUILD_TYPE = "https://tekton-mlops.dev/step/v1"
+BUILDER_ID = "https://tekton-mlops.dev/runtime"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An input or output of a step, identified by its sha256."""
+
+    name: str
+    uri: str
+    sha256: str  # hex
+
+    def descriptor(self) -> dict[str, Any]:
+        return {"name": self.name, "uri": self.uri, "digest": {"sha256": self.sha256}}
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone().isoformat(timespec="milliseconds")
+
+
+def statement(
+    step: str,
+    params: Mapping[str, Any],
+    inputs: Sequence[Artifact],
+    outputs: Sequence[Artifact],
+    started: datetime,
+    finished: datetime,
+) -> dict[str, Any]:
+    """Build the lineage statement of one step run."""
+    dependencies = [a.descriptor() for a in inputs]
+    source_url = os.environ.get("TEKTON_MLOPS_SOURCE_URL", "")
+    revision = os.environ.get("TEKTON_MLOPS_SOURCE_REVISION", "")
+    if source_url and revision:
+        dependencies.append(
+            {"name": "source", "uri": f"git+{source_url}", "digest": {"gitCommit": revision}}
+        )
+    metadata: dict[str, Any] = {
+        "startedOn": _timestamp(started),
+        "finishedOn": _timestamp(finished),
+    }
+    if invocation := os.environ.get("TEKTON_MLOPS_INVOCATION_ID"):
+        metadata["invocationId"] = invocation
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": a.name, "digest": {"sha256": a.sha256}} for a in outputs],
+        "predicateType": PROVENANCE_TYPE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": f"{BUILD_TYPE}/{step}",
+                "externalParameters": {"step": step, "params": dict(params)},
+                "internalParameters": {
+                    "runtime": f"tekton-mlops {__version__}",
+                    "python": platform.python_version(),
+                    "image": os.environ.get("TEKTON_MLOPS_IMAGE", ""),
+                },
+                "resolvedDependencies": dependencies,
+            },
+            "runDetails": {
+                "builder": {"id": BUILDER_ID, "version": {"tekton-mlops": __version__}},
+                "metadata": metadata,
+            },
+        },
+    }
+
+
+def lineage_path(artifact_dir: Path, step: str) -> Path:
+    return artifact_dir / METADATA_DIR / "lineage" / f"{step}.intoto.json"
+
+
+def write_statement(artifact_dir: Path, step: str, record: Mapping[str, Any]) -> Path:
+    """Write the record beside the artifact it describes."""
+    path = lineage_path(artifact_dir, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path

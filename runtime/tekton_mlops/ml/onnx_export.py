@@ -1,0 +1,122 @@
+"""ONNX export of scikit-learn models, checked and proven equal on held-out data.
+
+Exports pin the opset (17-21) and the IR version, because onnx's own defaults
+run ahead of what onnxruntime and serving runtimes load. Classifiers are
+exported without ZipMap so every output is a tensor the Open Inference
+Protocol can carry. The exported model must give scikit-learn's predictions on
+the holdout, or nothing is published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tekton_mlops.errors import ModelError
+
+#: IR version per default-domain opset (onnx's VERSION_TABLE): what runtimes expect.
+IR_FOR_OPSET = {17: 8, 18: 8, 19: 9, 20: 9, 21: 10}
+#: ai.onnx.ml opset that goes with each default-domain opset.
+ML_OPSET_FOR_OPSET = {17: 3, 18: 3, 19: 3, 20: 3, 21: 3}
+INPUT_NAME = "X"
+#: A label may differ only where the model itself cannot decide in float32.
+TIE_MARGIN = 1e-5
+
+
+@dataclass(frozen=True)
+class Exported:
+    model_bytes: bytes
+    outputs: tuple[dict[str, Any], ...]
+    opset: int
+    ir_version: int
+
+
+def export(model: Any, n_features: int, opset: int, classifier: bool) -> Exported:
+    """Convert, pin versions, and run ``onnx.checker`` with the full check."""
+    import onnx
+    from skl2onnx import to_onnx
+
+    sample = np.zeros((1, n_features), dtype=np.float32)
+    options = {id(model): {"zipmap": False}} if classifier else None
+    try:
+        proto = to_onnx(
+            model,
+            sample,
+            target_opset={"": opset, "ai.onnx.ml": ML_OPSET_FOR_OPSET[opset]},
+            options=options,
+        )
+    except Exception as exc:  # noqa: BLE001 - skl2onnx raises many unrelated types
+        raise ModelError(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
+    proto.ir_version = IR_FOR_OPSET[opset]
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ModelError(f"exported model fails onnx.checker: {exc}") from exc
+    outputs = tuple(
+        {"name": o.name, "elem_type": o.type.tensor_type.elem_type} for o in proto.graph.output
+    )
+    return Exported(proto.SerializeToString(), outputs, opset, proto.ir_version)
+
+
+def session(model_bytes: bytes) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: a pod log is not a debug console
+    try:
+        return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's errors are not typed
+        raise ModelError(f"onnxruntime cannot load the model: {exc}") from exc
+
+
+def predict(runtime: Any, features: np.ndarray) -> dict[str, np.ndarray]:
+    """Run the model; outputs by name."""
+    names = [o.name for o in runtime.get_outputs()]
+    values = runtime.run(None, {runtime.get_inputs()[0].name: features.astype(np.float32)})
+    return dict(zip(names, values, strict=True))
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    rows: int
+    label_mismatches: int  # mismatches where scikit-learn itself is decided
+    ties: int  # rows where the top two probabilities are within TIE_MARGIN
+    max_abs_diff: float
+
+
+def prove_equal(model: Any, runtime: Any, features: np.ndarray, classifier: bool) -> Equivalence:
+    """Compare onnxruntime with scikit-learn on the same float32 inputs.
+
+    Both see float32 data (what a served model receives). Labels must be equal
+    except on exact ties; probabilities and regression values must agree to
+    float32 precision.
+    """
+    inputs = features.astype(np.float32)
+    outputs = predict(runtime, inputs)
+    if classifier:
+        expected_labels = model.predict(inputs)
+        expected_proba = model.predict_proba(inputs)
+        labels = outputs["label"]
+        proba = outputs["probabilities"]
+        top2 = np.sort(expected_proba, axis=1)[:, -2:]
+        tie = (top2[:, 1] - top2[:, 0]) < TIE_MARGIN
+        differ = np.asarray(labels != expected_labels)
+        diff = float(np.max(np.abs(proba - expected_proba))) if len(inputs) else 0.0
+        result = Equivalence(len(inputs), int(np.sum(differ & ~tie)), int(np.sum(tie)), diff)
+        tolerance = 1e-4
+    else:
+        expected = model.predict(inputs).reshape(-1)
+        values = outputs["variable"].reshape(-1)
+        scale = max(1.0, float(np.max(np.abs(expected))) if len(expected) else 1.0)
+        diff = float(np.max(np.abs(values - expected))) if len(inputs) else 0.0
+        result = Equivalence(len(inputs), 0, 0, diff / scale)
+        tolerance = 1e-4
+    if result.label_mismatches or result.max_abs_diff > tolerance:
+        raise ModelError(
+            f"onnxruntime disagrees with scikit-learn on the holdout: "
+            f"{result.label_mismatches} label(s) differ, largest difference "
+            f"{result.max_abs_diff:.3g} (tolerance {tolerance}); the model was not written"
+        )
+    return result

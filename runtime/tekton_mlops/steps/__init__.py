@@ -1,0 +1,1 @@
+"""One module per catalog step: a ``Params`` dataclass and ``run(params, ctx)``."""

@@ -1,0 +1,165 @@
+"""evaluate-model: metrics of an ONNX model on labelled data, compared with thresholds."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tekton_mlops.contract import StepContext
+from tekton_mlops.digests import as_digest, parse_digest, read_manifest, sha256_file, verify_files
+from tekton_mlops.errors import IntegrityError, MlopsError, ModelError, ParameterError, Violation
+from tekton_mlops.lineage import Artifact
+from tekton_mlops.results import ResultValue
+from tekton_mlops.steps.train_model import METADATA_FILE, MODEL_FILE
+
+REPORT_JSON = "evaluation.json"
+REPORT_MARKDOWN = "evaluation.md"
+
+
+@dataclass(frozen=True)
+class Params:
+    model_path: str
+    data: str
+    target_column: str
+    thresholds: dict[str, str]
+    output: str
+    fail_on_threshold: bool
+    model_digest: str
+    data_digest: str
+
+
+class ThresholdNotMet(MlopsError):
+    """A threshold failed and the caller asked for a failing step."""
+
+
+def load_model_dir(path: Path, pinned: str) -> tuple[dict[str, Any], bytes, str]:
+    """Read and verify a train-model directory; return metadata, model bytes, model sha256."""
+    if not (path / MODEL_FILE).is_file():
+        raise ModelError(f"{path}: no {MODEL_FILE} (expected a train-model output directory)")
+    manifest = read_manifest(path)
+    if manifest is not None:
+        verify_files(path, manifest, [MODEL_FILE, METADATA_FILE])
+    model_bytes = (path / MODEL_FILE).read_bytes()
+    digest = sha256_file(path / MODEL_FILE)
+    if pinned and parse_digest(pinned) != digest:
+        raise IntegrityError(
+            f"{path / MODEL_FILE}: sha256 {digest} does not match the pinned {parse_digest(pinned)}"
+        )
+    try:
+        metadata = json.loads((path / METADATA_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path / METADATA_FILE}: unreadable ({exc})") from None
+    return metadata, model_bytes, digest
+
+
+def _check_thresholds_apply(task: str, thresholds: dict[str, str]) -> None:
+    from tekton_mlops.ml.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+    allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    wrong = [
+        Violation(
+            f"thresholds[{name!r}]",
+            condition,
+            f"not a {task} metric; use one of " + ", ".join(allowed),
+        )
+        for name, condition in sorted(thresholds.items())
+        if name not in allowed
+    ]
+    if wrong:
+        raise ParameterError("evaluate-model", wrong)
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# Evaluation of {report['model']['estimator']}",
+        "",
+        f"Verdict: **{'passed' if report['passed'] else 'failed'}** "
+        f"on {report['data']['rows']} rows.",
+        "",
+        "| metric | value | threshold | result |",
+        "| --- | --- | --- | --- |",
+    ]
+    conditions = {c["metric"]: c for c in report["checks"]}
+    for name, value in sorted(report["metrics"].items()):
+        check = conditions.get(name)
+        verdict = "" if check is None else ("met" if check["passed"] else "**not met**")
+        lines.append(f"| {name} | {value:g} | {check['condition'] if check else ''} | {verdict} |")
+    lines += ["", f"Model: `{report['model']['digest']}`  ", f"Data: `{report['data']['digest']}`"]
+    return "\n".join(lines) + "\n"
+
+
+def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
+    from tekton_mlops.ml import metrics, onnx_export, tabular
+    from tekton_mlops.storage.publish import atomic_write_text
+
+    model_dir = Path(params.model_path)
+    metadata, model_bytes, model_digest = load_model_dir(model_dir, params.model_digest)
+    task = metadata.get("task", "classification")
+    _check_thresholds_apply(task, params.thresholds)
+
+    source = tabular.locate(params.data, params.data_digest)
+    target = params.target_column or metadata["target_column"]
+    table = tabular.read_table(
+        source.csv,
+        target,
+        features=metadata["feature_names"],
+        numeric_target=task == "regression",
+    )
+    runtime = onnx_export.session(model_bytes)
+    outputs = onnx_export.predict(runtime, table.features)
+    if task == "classification":
+        import numpy as np
+
+        classes = np.asarray(metadata["classes"])
+        unknown = sorted(set(np.unique(table.target).tolist()) - set(classes.tolist()))
+        if unknown:
+            raise ModelError(f"labels {unknown[:5]} in {target!r} were never seen in training")
+        quality = metrics.classification(
+            table.target, outputs["label"], outputs["probabilities"], classes
+        )
+    else:
+        quality = metrics.regression(table.target, outputs["variable"].reshape(-1))
+    checks = metrics.check(quality, params.thresholds)
+    passed = all(c.passed for c in checks)
+    for c in checks:
+        ctx.log.info("%s", c.describe())
+
+    report = {
+        "passed": passed,
+        "metrics": quality,
+        "checks": [c.__dict__ for c in checks],
+        "model": {
+            "path": str(model_dir),
+            "digest": as_digest(model_digest),
+            "estimator": metadata.get("estimator", "unknown"),
+        },
+        "data": {
+            "uri": source.uri,
+            "digest": as_digest(source.digest),
+            "rows": len(table.target),
+            "target_column": target,
+        },
+    }
+    output = Path(params.output) if params.output else model_dir
+    report_path = output / REPORT_JSON
+    atomic_write_text(report_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(output / REPORT_MARKDOWN, _markdown(report))
+    ctx.write_lineage(
+        output,
+        inputs=[
+            Artifact("model", (model_dir / MODEL_FILE).resolve().as_uri(), model_digest),
+            Artifact("dataset", source.uri, source.digest),
+        ],
+        outputs=[Artifact("evaluation", report_path.resolve().as_uri(), sha256_file(report_path))],
+    )
+    ctx.log.info("verdict: %s (report %s)", "passed" if passed else "failed", report_path)
+    if not passed and params.fail_on_threshold:
+        failed = "; ".join(c.describe() for c in checks if not c.passed)
+        raise ThresholdNotMet(f"thresholds not met: {failed}")
+    return {
+        "passed": "true" if passed else "false",
+        "metrics": json.dumps(quality, separators=(",", ":"), sort_keys=True),
+        "report": str(report_path),
+    }

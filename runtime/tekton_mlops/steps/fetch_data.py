@@ -1,0 +1,125 @@
+"""fetch-data: a dataset from S3, HTTP(S) or a file URI, verified and published atomically."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tekton_mlops.contract import StepContext
+from tekton_mlops.digests import build_manifest, parse_digest, write_manifest
+from tekton_mlops.errors import IntegrityError, ParameterError, Violation
+from tekton_mlops.lineage import Artifact
+from tekton_mlops.results import ResultValue
+from tekton_mlops.storage import archive
+from tekton_mlops.storage.publish import check_destination, staged_directory
+from tekton_mlops.storage.sources import Fetched
+
+
+@dataclass(frozen=True)
+class Params:
+    source: str
+    output: str
+    sha256: str
+    extract: bool
+    overwrite: bool
+    endpoint_url: str
+    region: str
+    addressing_style: str
+    request_checksum: str
+    max_concurrency: int
+    part_size_mib: int
+
+
+def _check_combination(params: Params) -> None:
+    """Rules that span parameters, checked before anything is fetched."""
+    if params.extract:
+        is_tree = params.source.endswith("/") or (
+            params.source.startswith("file://") and Path(params.source[7:]).is_dir()
+        )
+        if is_tree or not archive.is_archive(params.source):
+            rule = "the source must be a single .tar, .tgz, .tar.gz, .tar.bz2, .tar.xz or .zip"
+            raise ParameterError("fetch-data", [Violation("extract", "true", rule)])
+
+
+def _fetch(params: Params, stage: Path, ctx: StepContext) -> Fetched:
+    if params.source.startswith("s3://"):
+        from tekton_mlops.storage.s3 import S3Settings, S3Source
+
+        settings = S3Settings(
+            endpoint_url=params.endpoint_url,
+            region=params.region,
+            addressing_style=params.addressing_style,
+            request_checksum=params.request_checksum,
+            max_concurrency=params.max_concurrency,
+            part_size=params.part_size_mib << 20,
+        )
+        return S3Source(params.source, settings, ctx.log).fetch(stage)
+    if params.source.startswith(("http://", "https://")):
+        from tekton_mlops.storage.http import fetch_http
+
+        return fetch_http(params.source, stage, ctx.log)
+    from tekton_mlops.storage.files import fetch_file
+
+    return fetch_file(params.source, stage, ctx.log)
+
+
+def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
+    _check_combination(params)
+    output = Path(params.output)
+    check_destination(output, params.overwrite)
+    expected = parse_digest(params.sha256) if params.sha256 else ""
+
+    with staged_directory(output, overwrite=params.overwrite) as stage:
+        fetched = _fetch(params, stage, ctx)
+        fetched_digest = ""
+        if fetched.single:
+            fetched_digest = next(iter(fetched.files.values()))
+            if expected and fetched_digest != expected:
+                raise IntegrityError(
+                    f"{params.source}: sha256 {fetched_digest} does not match the expected "
+                    f"{expected}; nothing was written"
+                )
+        known = fetched.files
+        if params.extract:
+            archive_path = stage / next(iter(fetched.files))
+            archive.extract(archive_path, stage)
+            archive_path.unlink()
+            known = {}
+            ctx.log.info("extracted %s", archive_path.name)
+        manifest = build_manifest(stage, known=known)
+        if expected and not fetched.single and manifest.root_hex != expected:
+            raise IntegrityError(
+                f"{params.source}: root digest {manifest.root_hex} does not match the expected "
+                f"{expected}; nothing was written"
+            )
+        write_manifest(
+            stage,
+            manifest,
+            source=params.source,
+            fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        source_digest = fetched_digest or manifest.root_hex
+        ctx.write_lineage(
+            stage,
+            inputs=[Artifact("source", params.source, source_digest)],
+            outputs=[Artifact("dataset", output.resolve().as_uri(), manifest.root_hex)],
+        )
+
+    ctx.log.info(
+        "fetched %d file(s), %d bytes, root %s -> %s",
+        len(manifest.files),
+        manifest.total_bytes,
+        manifest.root,
+        output,
+    )
+    return {
+        "dataset-digest": manifest.root,
+        "file-count": str(len(manifest.files)),
+        "total-bytes": str(manifest.total_bytes),
+        "dataset_ARTIFACT_OUTPUTS": {
+            "uri": params.source,
+            "digest": manifest.root,
+            "isBuildArtifact": "false",
+        },
+    }
