@@ -1,0 +1,202 @@
+"""Ratio benchmarks: each figure is ours against a peer measured in the same run.
+
+    make bench            # all
+    python benchmarks/run.py startup fetch
+
+Results are printed as a markdown table and written between the markers in
+benchmarks/README.md. Timings are medians of alternating runs, so a slow
+moment of the machine hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CLI = str(BIN / "tekton-mlops")
+README = REPO / "benchmarks" / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+Row = tuple[str, str, str, str, str]
+
+
+def timed(command: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    return time.perf_counter() - start
+
+
+def alternate(
+    runs: int, ours: Callable[[], float], peer: Callable[[], float]
+) -> tuple[float, float]:
+    mine, theirs = [], []
+    for _ in range(runs):
+        mine.append(ours())
+        theirs.append(peer())
+    return statistics.median(mine), statistics.median(theirs)
+
+
+def bench_startup() -> list[Row]:
+    sys.path.insert(0, str(REPO / "runtime"))
+    from tekton_mlops.params import step_names
+
+    python = str(BIN / "python")
+    rows = []
+    for step in step_names():
+        ours, peer = alternate(
+            21,
+            lambda s=step: timed([CLI, s, "--help"]),
+            lambda: timed([python, "-c", "import click"]),
+        )
+        rows.append(
+            (
+                f"start-up `tekton-mlops {step} --help`",
+                f"{ours * 1000:.0f} ms",
+                "`python -c 'import click'`",
+                f"{peer * 1000:.0f} ms",
+                f"{ours / peer:.2f}x (goal <= 2x)",
+            )
+        )
+    return rows
+
+
+def wait_port(port: int) -> None:
+    import socket
+
+    for _ in range(100):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def bench_fetch(size: int = 1 << 30, runs: int = 5) -> list[Row]:
+    s3rver = REPO / ".bench" / "node_modules" / ".bin" / "s3rver"
+    aws = shutil.which("aws", path="/usr/bin")
+    if not s3rver.exists() or not aws:
+        raise SystemExit("run hack/system-deps.sh --bench first (needs s3rver and Debian awscli)")
+    work = Path(tempfile.mkdtemp(prefix="bench-fetch-", dir=REPO / ".bench"))
+    port = 4569
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "S3RVER",
+        "AWS_SECRET_ACCESS_KEY": "S3RVER",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [str(s3rver), "-d", str(work / "store"), "-a", "127.0.0.1", "-p", str(port), "--silent"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port)
+        blob = work / "blob.bin"
+        with blob.open("wb") as handle:
+            for _ in range(size >> 20):
+                handle.write(os.urandom(1 << 20))
+        expected = hashlib.sha256(blob.read_bytes()).hexdigest()
+        subprocess.run(
+            [aws, "--endpoint-url", endpoint, "s3", "mb", "s3://bench"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        subprocess.run(
+            [aws, "--endpoint-url", endpoint, "s3", "cp", str(blob), "s3://bench/blob"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        blob.unlink()
+
+        def ours() -> float:
+            shutil.rmtree(work / "ours", ignore_errors=True)
+            took = timed(
+                [
+                    CLI,
+                    "fetch-data",
+                    "--source=s3://bench/blob",
+                    f"--output={work}/ours",
+                    f"--endpoint-url={endpoint}",
+                    "--addressing-style=path",
+                    f"--results-dir={work}/results",
+                ],
+                env,
+            )
+            digest = (work / "results" / "file-count").read_text()
+            assert digest == "1"
+            return took
+
+        def peer() -> float:
+            (work / "peer.bin").unlink(missing_ok=True)
+            return timed(
+                [
+                    aws,
+                    "--endpoint-url",
+                    endpoint,
+                    "s3",
+                    "cp",
+                    "s3://bench/blob",
+                    str(work / "peer.bin"),
+                ],
+                env,
+            )
+
+        mine, theirs = alternate(runs, ours, peer)
+        manifest = (work / "ours" / ".mlops" / "manifest.json").read_text()
+        assert expected in manifest, "fetch-data's digest differs from hashlib's"
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    gib = size / (1 << 30)
+    return [
+        (
+            f"fetch-data {gib:.0f} GiB from S3 (s3rver), sha256 in the same pass",
+            f"{mine:.2f} s ({size / mine / 2**20:.0f} MiB/s)",
+            "`aws s3 cp` (Debian awscli 2), no digest",
+            f"{theirs:.2f} s",
+            f"{mine / theirs:.2f}x time (goal <= 1x)",
+        )
+    ]
+
+
+BENCHMARKS: dict[str, Callable[[], list[Row]]] = {"startup": bench_startup, "fetch": bench_fetch}
+
+
+def main(names: list[str]) -> None:
+    rows: list[Row] = []
+    for name in names or list(BENCHMARKS):
+        print(f"running {name} ...", file=sys.stderr)
+        rows += BENCHMARKS[name]()
+    table = [
+        "| benchmark | ours | peer | peer's figure | ratio |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    table += ["| " + " | ".join(row) + " |" for row in rows]
+    stamp = f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores by `make bench`."
+    text = "\n".join([*table, "", stamp])
+    print(text)
+    if not names:  # only a full run replaces the table in the README
+        current = README.read_text()
+        head, _, rest = current.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        README.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
