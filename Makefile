@@ -29,11 +29,19 @@ test: $(STAMP) ## Run the tests (TESTS=pattern to select)
 	@if [ "$$CI" = "true" ]; then hack/system-deps.sh; fi
 	$(BIN)/pytest $(if $(TESTS),-k '$(TESTS)') $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff, mypy, yamllint
+lint: $(STAMP) ## ruff, mypy, yamllint, catalog lint, docs in sync
 	$(BIN)/ruff check runtime tests hack benchmarks
 	$(BIN)/ruff format --check runtime tests hack benchmarks
 	$(BIN)/mypy
 	$(BIN)/yamllint -s catalog
+	$(BIN)/tekton-mlops catalog lint
+	$(BIN)/tekton-mlops catalog docs --check
+
+docs: $(STAMP) ## Regenerate the catalog READMEs from the YAML and schemas
+	$(BIN)/tekton-mlops catalog docs
+
+verify: docs ## Regenerate derived files and fail if anything changed
+	git diff --exit-code -- catalog
 
 fmt: $(STAMP) ## Format and fix what ruff can
 	$(BIN)/ruff format runtime tests hack benchmarks
@@ -52,4 +60,4 @@ services: $(STAMP) ## Start the local S3 server (moto) by hand on 127.0.0.1:5000
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench
 
-.PHONY: help dev system-deps test lint fmt bench demo services clean
+.PHONY: help dev system-deps test lint docs verify fmt bench demo services clean

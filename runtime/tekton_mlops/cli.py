@@ -29,7 +29,7 @@ from tekton_mlops.params import StepSchema, env_name, load_schema, python_name, 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 #: Commands that are not steps: name -> "module:attribute" of a click command.
-TOOL_COMMANDS: dict[str, str] = {}
+TOOL_COMMANDS: dict[str, str] = {"catalog": "tekton_mlops.catalog.cli:catalog"}
 
 _results_dir_option = click.option(
     "--results-dir",

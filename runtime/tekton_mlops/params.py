@@ -37,6 +37,7 @@ class ResultSpec:
     description: str
     type: str = "string"
     properties: tuple[str, ...] = ()
+    max_bytes: int = 1024  # the largest value it can take, for the static budget check
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ def load_schema(step: str) -> StepSchema:
             description=spec["description"],
             type=spec.get("type", "string"),
             properties=tuple(spec.get("properties", ())),
+            max_bytes=int(spec.get("maxBytes", 1024)),
         )
         for name, spec in document.get("x-results", {}).items()
     )

@@ -1,0 +1,1 @@
+"""Catalog tooling: lint the Tasks and Pipelines, generate their READMEs."""

@@ -1,0 +1,76 @@
+"""``tekton-mlops catalog``: lint the catalog and generate its READMEs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+CATALOG = Path("catalog")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def catalog() -> None:
+    """Work with the catalog: lint the Tasks and Pipelines, generate their docs."""
+
+
+@catalog.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=CATALOG,
+    show_default=True,
+    help="The catalog root (holds runtime-image.txt).",
+)
+@click.option(
+    "--format",
+    "style",
+    type=click.Choice(["text", "github"]),
+    default="text",
+    show_default=True,
+    help="github prints workflow annotations.",
+)
+def lint(paths: tuple[Path, ...], root: Path, style: str) -> None:
+    """Check Tekton's admission rules, catlin's rules and the project's rules.
+
+    Prints file:line: rule: message for each finding and exits 1 when there is any.
+    """
+    from tekton_mlops.catalog.lint import lint_tree
+
+    findings = lint_tree(root, list(paths) or None)
+    for finding in findings:
+        click.echo(finding.format(style))
+    if findings:
+        click.echo(f"{len(findings)} finding(s)", err=True)
+        sys.exit(1)
+
+
+@catalog.command()
+def rules() -> None:
+    """List the lint rules."""
+    from tekton_mlops.catalog.rules import RULES
+
+    for name, text in RULES.items():
+        click.echo(f"{name:18} {text}")
+
+
+@catalog.command()
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=CATALOG,
+    show_default=True,
+    help="The catalog root.",
+)
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when a README is stale.")
+def docs(root: Path, check: bool) -> None:
+    """Generate each README's tables, install lines and usage from the YAML and schema."""
+    from tekton_mlops.catalog.docs import sync
+
+    stale = sync(root, check)
+    for readme in stale:
+        click.echo(f"{readme}: {'stale, run tekton-mlops catalog docs' if check else 'updated'}")
+    if check and stale:
+        sys.exit(1)

@@ -1,0 +1,74 @@
+"""The real catalog: lint-clean, valid against Tekton's strict schemas, docs in sync."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tekton_mlops.catalog.docs import sync
+from tekton_mlops.catalog.lint import lint_tree
+from tekton_mlops.cli import main
+from tests.conftest import REPO, SHARED, need
+
+CATALOG = REPO / "catalog"
+DOCUMENTS = [
+    (path, index, doc)
+    for path in sorted(CATALOG.rglob("*.yaml"))
+    for index, doc in enumerate(yaml.safe_load_all(path.read_text()))
+    if doc
+]
+
+
+def test_catalog_has_no_findings() -> None:
+    assert [f.format() for f in lint_tree(CATALOG)] == []
+
+
+def test_readmes_are_in_sync() -> None:
+    assert sync(CATALOG, check=True) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "index", "doc"),
+    DOCUMENTS,
+    ids=[f"{p.relative_to(CATALOG)}#{i}" for p, i, _ in DOCUMENTS],
+)
+def test_valid_against_tekton_strict_schema(path: Path, index: int, doc: dict) -> None:  # type: ignore[type-arg]
+    schemas = SHARED / "tekton-schemas" / "strict"
+    need(schemas.is_dir(), f"{schemas} is absent (Tekton's API as JSON Schema)")
+    group, version = doc["apiVersion"].split("/")
+    schema = json.loads((schemas / group / f"{doc['kind'].lower()}_{version}.json").read_text())
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)
+    ]
+    assert errors == []
+
+
+def test_every_step_uses_the_one_pinned_image() -> None:
+    pinned = (CATALOG / "runtime-image.txt").read_text().strip()
+    assert "@sha256:" in pinned
+    images = {step["image"] for _, _, doc in DOCUMENTS for step in _all_steps(doc)}
+    assert images == {pinned}
+
+
+def _all_steps(doc: dict) -> list[dict]:  # type: ignore[type-arg]
+    spec = doc.get("spec") or {}
+    steps = list(spec.get("steps") or [])
+    inner = spec.get("pipelineSpec") or spec
+    for task in list(inner.get("tasks") or []) + list(inner.get("finally") or []):
+        steps += (task.get("taskSpec") or {}).get("steps") or []
+    return steps
+
+
+def test_lint_cli_formats() -> None:
+    runner = CliRunner()
+    clean = runner.invoke(main, ["catalog", "lint", "--root", str(CATALOG)])
+    assert clean.exit_code == 0, clean.output
+    assert clean.output == ""
+    rules = runner.invoke(main, ["catalog", "rules"])
+    assert "schema-params" in rules.output
