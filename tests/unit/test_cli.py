@@ -40,18 +40,24 @@ def test_options_come_from_environment(run_step, tmp_path: Path) -> None:  # typ
     assert outcome.results["file-count"] == "1"
 
 
-def test_runtime_failure_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    done = subprocess.run(
+def fetch_missing_file(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """A step that validates fine and then fails at run time."""
+    return subprocess.run(
         [
             CLI,
             "fetch-data",
             f"--source=file://{tmp_path}/missing.csv",
             f"--output={tmp_path}/o",
             f"--results-dir={tmp_path}/r",
+            *extra,
         ],
         capture_output=True,
         text=True,
     )
+
+
+def test_runtime_failure_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    done = fetch_missing_file(tmp_path)
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: file://{tmp_path}/missing.csv: no such file or directory"]
@@ -61,18 +67,7 @@ def test_runtime_failure_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            CLI,
-            "fetch-data",
-            f"--source=file://{tmp_path}/missing.csv",
-            f"--output={tmp_path}/o",
-            f"--results-dir={tmp_path}/r",
-            "--debug",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    done = fetch_missing_file(tmp_path, "--debug")
     assert done.returncode == 1
     assert "Traceback" in done.stderr
 

@@ -9,6 +9,15 @@ import click
 
 CATALOG = Path("catalog")
 
+# The catalog root: where task/, pipeline/ and runtime-image.txt are.
+_root_option = click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=CATALOG,
+    show_default=True,
+    help="The catalog root (holds task/, pipeline/ and runtime-image.txt).",
+)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def catalog() -> None:
