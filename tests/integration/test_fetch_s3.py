@@ -286,3 +286,38 @@ def test_server_stopped_mid_download_leaves_nothing(bucket, s3, tmp_path) -> Non
     assert "s3://fault/big.bin" in errors[0]
     assert "Traceback" not in "".join(log)
     assert leftovers(tmp_path) == []  # no output, no staging directory, no results
+
+
+def test_sigterm_mid_download_leaves_nothing(s3_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Tekton stops a timed-out or cancelled step with SIGTERM.
+    import boto3
+
+    own = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    own.create_bucket(Bucket="interrupt")
+    own.put_object(Bucket="interrupt", Key="big.bin", Body=os.urandom(24 << 20))
+    process = subprocess.Popen(
+        [
+            CLI,
+            "fetch-data",
+            "--source=s3://interrupt/big.bin",
+            f"--output={tmp_path}/data",
+            f"--endpoint-url={s3_server.endpoint}",
+            "--part-size-mib=1",
+            "--max-concurrency=1",
+            f"--results-dir={tmp_path}/results",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TEKTON_MLOPS_PROGRESS_INTERVAL": "0"},
+    )
+    assert process.stderr is not None
+    log = []
+    for line in process.stderr:
+        log.append(line)
+        if "downloading" in line and "%" in line:
+            process.terminate()
+            break
+    log.extend(process.stderr)
+    assert process.wait(timeout=60) == 130, "".join(log)
+    assert "error: interrupted; partial output was removed" in "".join(log)
+    assert leftovers(tmp_path) == []
