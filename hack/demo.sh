@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The main job on embedded defaults: fetch a dataset, train a model, evaluate and gate it.
-# Usage: hack/demo.sh    (writes everything under .demo/; runs without network or cluster)
-# The data is scikit-learn's bundled breast-cancer table, written as CSV: nothing is downloaded.
+# The main job on embedded defaults: the catalog's train-and-deploy Pipeline, run locally.
+# Usage: hack/demo.sh    (no cluster, no network: the Tasks resolve from this repository's HEAD)
+# Data: scikit-learn's bundled breast-cancer table written as CSV; nothing is downloaded.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bin=.venv/bin
-demo=.demo
-rm -rf "$demo" && mkdir -p "$demo/source" "$demo/results"
+demo=$PWD/.demo
+rm -rf "$demo" && mkdir -p "$demo/source"
 
 "$bin/python" - "$demo/source/cancer.csv" <<'PY'
 import csv, sys
@@ -18,27 +18,26 @@ with open(sys.argv[1], "w", newline="") as handle:
     writer.writerows([*map(float, row), int(t)] for row, t in zip(data.data, data.target))
 PY
 
-step() { # step NAME ARGS...: run one catalog step, its results in $demo/results/NAME
-  local name=$1; shift
-  "$bin/tekton-mlops" "$name" "$@" --results-dir="$demo/results/$name"
-}
-result() { cat "$demo/results/$1/$2"; }
+"$bin/tekton-mlops" run catalog/pipeline/train-and-deploy/0.1/samples/run-locally.yaml \
+  --git-mirror "https://github.com/tekton-mlops/tekton-mlops.git=$PWD" \
+  --param "dataset-uri=file://$demo/source/cancer.csv" \
+  --run-dir "$demo/runs" -o json > "$demo/pipelinerun.json" || status=$?
 
-step fetch-data --source="file://$PWD/$demo/source/cancer.csv" --output="$demo/data"
-step train-model --data="$demo/data" --target-column=diagnosis --output="$demo/model" \
-  --estimator=gradient-boosting-classifier --hyperparameters='{"n_estimators": 100}' \
-  --data-digest="$(result fetch-data dataset-digest)"
-step evaluate-model --model-path="$demo/model" --data="$demo/data" \
-  --thresholds='{"accuracy": ">=0.9", "roc_auc": ">=0.95"}' \
-  --model-digest="$(result train-model model-digest)"
-
-cat <<SUMMARY
-
-== tekton-mlops demo: fetch-data -> train-model -> evaluate-model ==
-dataset   $demo/data  $(result fetch-data dataset-digest)
-model     $demo/model/model.onnx  $(result train-model model-digest)
-metrics   $(result evaluate-model metrics)
-passed    $(result evaluate-model passed)   (a Pipeline's 'when' gate reads this result)
-report    $demo/model/evaluation.md
-lineage   $(ls "$demo"/model/.mlops/lineage/ | tr '\n' ' ')
-SUMMARY
+"$bin/python" - "$demo/pipelinerun.json" <<'PY'
+import json, pathlib, sys
+run = json.loads(pathlib.Path(sys.argv[1]).read_text())
+condition = run["status"]["conditions"][0]
+results = {r["name"]: r["value"] for r in run["status"].get("results", [])}
+shared = pathlib.Path(sys.argv[1]).parent / "runs" / run["metadata"]["name"] / "workspaces" / "shared"
+print(f"""
+== tekton-mlops demo: the train-and-deploy Pipeline, run locally ==
+PipelineRun  {run['metadata']['name']}: {condition['reason']} ({condition['message']})
+dataset      {results.get('dataset-digest', '-')}
+model        {shared / 'model' / 'model.onnx'}
+             {results.get('model-digest', '-')}
+metrics      {results.get('metrics', '-')}
+passed       {results.get('passed', '-')}   (what the deploy stages gate on)
+lineage      {shared / 'model' / '.mlops' / 'lineage'}
+the run      {pathlib.Path(sys.argv[1])} (as kubectl get -o json shows it)""")
+PY
+exit "${status:-0}"

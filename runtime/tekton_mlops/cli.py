@@ -29,7 +29,10 @@ from tekton_mlops.params import StepSchema, env_name, load_schema, python_name, 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 #: Commands that are not steps: name -> "module:attribute" of a click command.
-TOOL_COMMANDS: dict[str, str] = {"catalog": "tekton_mlops.catalog.cli:catalog"}
+TOOL_COMMANDS: dict[str, str] = {
+    "catalog": "tekton_mlops.catalog.cli:catalog",
+    "run": "tekton_mlops.local.cli:run",
+}
 
 _results_dir_option = click.option(
     "--results-dir",

@@ -1,0 +1,1 @@
+"""Run tekton.dev/v1 TaskRuns and PipelineRuns on one machine, with Tekton's semantics."""

@@ -1,0 +1,186 @@
+"""``tekton-mlops run``: a TaskRun or PipelineRun file, executed here with Tekton's semantics."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+RUN_KINDS = ("TaskRun", "PipelineRun")
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """kubectl never prints YAML anchors; neither do we."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump(obj: Any) -> str:
+    return yaml.dump(obj, Dumper=_PlainDumper, sort_keys=False)
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    pairs = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not {what}=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+class Log:
+    """Progress lines with elapsed time, safe from several task threads."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self.lock:
+            click.echo(f"[{time.monotonic() - self.start:7.1f}s] {line}", err=True)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Choice(["yaml", "json", "none"]), default="yaml",
+              show_default=True, help="Print the finished run as kubectl get -o would.")
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
+              help="Override a run param (repeatable).")
+@click.option("--workspace", "-w", "workspace_dirs", multiple=True, metavar="NAME=DIR",
+              help="Bind a workspace to a local directory (repeatable).")
+@click.option("--runner", type=click.Choice(["process"]), default="process", show_default=True,
+              help="process: steps run on this machine, the runtime image being this install.")
+@click.option("--secrets-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Secrets and ConfigMaps as DIR/<name>/<key> files.")
+@click.option("--catalog", "catalogs", multiple=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Apply every Task and Pipeline under this directory first (repeatable).")
+@click.option("--git-mirror", "mirrors", multiple=True, metavar="URL=PATH",
+              help="Serve a git resolver URL from a local repository (repeatable).")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(".tekton-mlops/runs"), show_default=True,
+              help="Where each run keeps its logs, results and workspaces.")
+def run(file: Path, output: str, params: tuple[str, ...], workspace_dirs: tuple[str, ...],
+        runner: str, secrets_dir: Path | None, catalogs: tuple[Path, ...],
+        mirrors: tuple[str, ...], run_dir: Path) -> None:
+    """Run a tekton.dev/v1 TaskRun or PipelineRun from FILE on this machine.
+
+    Other documents in FILE (Tasks, Pipelines, StepActions, ConfigMaps, Secrets) are applied
+    first. Exit 0 when the run succeeded, 1 when it failed, 2 when Tekton would reject it.
+    """
+    from tekton_mlops.local.admission import WEBHOOK, rejections
+    from tekton_mlops.local.cluster import Cluster
+
+    documents = [d for d in yaml.safe_load_all(file.read_text()) if isinstance(d, dict)]
+    runs = [d for d in documents if d.get("kind") in RUN_KINDS]
+    if len(runs) != 1:
+        click.echo(f"error: {file} must hold exactly one TaskRun or PipelineRun, "
+                   f"found {len(runs)}", err=True)
+        sys.exit(2)
+    resource = runs[0]
+    problems = rejections(resource, file)
+    if problems:
+        click.echo(f"error: {WEBHOOK}: validation failed: {'; '.join(problems)}", err=True)
+        sys.exit(2)
+
+    cluster = Cluster(secrets_dir=secrets_dir,
+                      git_mirrors={u: Path(p) for u, p in _pairs(mirrors, "URL").items()})
+    for catalog in catalogs:
+        cluster.apply_tree(catalog)
+    for document in documents:
+        if document is not resource:
+            cluster.apply(document)
+
+    meta = resource.setdefault("metadata", {})
+    if not meta.get("name"):
+        meta["name"] = (meta.get("generateName") or "run-") + secrets.token_hex(3)[:5]
+    overrides = _pairs(params, "NAME")
+    spec = resource.setdefault("spec", {})
+    given = {p["name"]: p for p in spec.get("params") or []}
+    for name, value in overrides.items():
+        given[name] = {"name": name, "value": value}
+    spec["params"] = list(given.values())
+
+    log = Log()
+    here = (run_dir / meta["name"]).resolve()
+    here.mkdir(parents=True, exist_ok=True)
+    finished, ok = execute(resource, cluster, here, _pairs(workspace_dirs, "NAME"), log)
+    (here / f"{resource['kind'].lower()}.yaml").write_text(dump(finished))
+    summarize(finished, here, log)
+    if output == "yaml":
+        click.echo(dump(finished), nl=False)
+    elif output == "json":
+        click.echo(json.dumps(finished, indent=2))
+    sys.exit(0 if ok else 1)
+
+
+def execute(resource: dict[str, Any], cluster: Any, here: Path, local_dirs: dict[str, str],
+            log: Log) -> tuple[dict[str, Any], bool]:
+    from tekton_mlops.local.cluster import ResolutionError
+    from tekton_mlops.local.pipelinerun import PipelineRunExecutor
+    from tekton_mlops.local.runner import ProcessRunner
+    from tekton_mlops.local.taskrun import TaskRunExecutor, TaskRunPlan, _condition
+    from tekton_mlops.local.timing import parse_duration, timestamp
+    from tekton_mlops.local.workspaces import bind_workspaces
+
+    spec = resource["spec"]
+    name = resource["metadata"]["name"]
+    taskruns = TaskRunExecutor(cluster, ProcessRunner(lambda line: None), here, log)
+    kind = resource["kind"]
+    log(f"{kind} {name} started (logs in {here})")
+    try:
+        workspaces = bind_workspaces(spec.get("workspaces") or [], local_dirs, cluster, here)
+        if kind == "TaskRun":
+            if "taskSpec" in spec:
+                task_spec, task_name = spec["taskSpec"], name
+            else:
+                task = cluster.resolve("Task", spec["taskRef"])
+                task_spec, task_name = task.get("spec") or {}, task["metadata"]["name"]
+        else:
+            pipeline_spec = (spec["pipelineSpec"] if "pipelineSpec" in spec
+                             else cluster.resolve("Pipeline", spec["pipelineRef"]).get("spec") or {})
+    except ResolutionError as exc:
+        now = time.time()
+        resource["status"] = {"startTime": timestamp(now), "completionTime": timestamp(now),
+                              "conditions": [_condition("False", exc.reason, str(exc), now)]}
+        return resource, False
+    if kind == "PipelineRun":
+        return PipelineRunExecutor(cluster, taskruns, here, log).execute(
+            resource, pipeline_spec, workspaces)
+    plan = TaskRunPlan(
+        name=name, task_name=task_name, spec=task_spec,
+        params={p["name"]: p["value"] for p in spec.get("params") or []},
+        workspaces=workspaces, timeout=parse_duration(spec.get("timeout", "1h")),
+        run_spec=spec,
+    )
+    outcome = taskruns.execute(plan)
+    resource["status"] = outcome.object["status"]
+    return resource, outcome.succeeded
+
+
+def summarize(finished: dict[str, Any], here: Path, log: Log) -> None:
+    condition = (finished.get("status", {}).get("conditions") or [{}])[0]
+    rows = []
+    if finished["kind"] == "PipelineRun":
+        for child in finished["status"].get("childReferences") or []:
+            path = here / child["name"] / ".." / f"{child['name']}.yaml"
+            rows.append((child["pipelineTaskName"], path))
+    lines = [f"{finished['kind']} {finished['metadata']['name']}: "
+             f"{condition.get('reason')} ({condition.get('message')})"]
+    for skipped in finished.get("status", {}).get("skippedTasks") or []:
+        lines.append(f"  skipped {skipped['name']}: {skipped['reason']}")
+    for result in finished.get("status", {}).get("results") or []:
+        value = result["value"] if isinstance(result["value"], str) else json.dumps(result["value"])
+        lines.append(f"  result {result['name']} = {value}")
+    lines.append(f"  logs: {here}/<taskrun>/logs/")
+    for line in lines:
+        log(line)

@@ -1,0 +1,277 @@
+"""Execute a PipelineRun: the DAG, when expressions, finally, results and status."""
+
+from __future__ import annotations
+
+import re
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tekton_mlops.local.cluster import Cluster, ResolutionError
+from tekton_mlops.local.taskrun import (
+    TaskRunExecutor,
+    TaskRunOutcome,
+    TaskRunPlan,
+    Workspace,
+    _condition,
+    resolve_params,
+)
+from tekton_mlops.local.timing import format_duration, parse_duration, timestamp
+from tekton_mlops.local.variables import Unresolved, Value, references, substitute
+
+RESULT_REF = re.compile(r"^tasks\.([^.]+)\.results\.([^.\[]+)")
+SKIP_WHEN = "When Expressions evaluated to false"
+SKIP_RESULTS = "Results were missing"
+SKIP_STOPPING = "PipelineRun was stopping"
+SKIP_TIMEOUT = "PipelineRun timeout has been reached"
+
+
+@dataclass
+class TaskState:
+    task: dict[str, Any]
+    is_finally: bool = False
+    state: str = "pending"  # pending, running, succeeded, failed, skipped
+    skip_reason: str = ""
+    outcome: TaskRunOutcome | None = None
+    spec: dict[str, Any] = field(default_factory=dict)  # the resolved Task spec
+    task_name: str = ""
+
+    @property
+    def name(self) -> str:
+        return str(self.task["name"])
+
+    @property
+    def status_word(self) -> str:
+        """What $(tasks.<name>.status) says."""
+        return {"succeeded": "Succeeded", "failed": "Failed"}.get(self.state, "None")
+
+
+def dependencies(task: dict[str, Any]) -> set[str]:
+    """Tasks this one waits for: runAfter and every task whose result it reads."""
+    needs = set(task.get("runAfter") or [])
+    scanned = {k: v for k, v in task.items() if k not in ("taskSpec", "name", "runAfter")}
+    for expression in references(scanned):
+        if match := RESULT_REF.match(expression):
+            needs.add(match.group(1))
+    return needs
+
+
+def _evaluate_when(expressions: list[dict[str, Any]]) -> bool:
+    for expression in expressions:
+        value = expression.get("input", "")
+        values = expression.get("values") or []
+        inside = value in values
+        if (expression.get("operator") == "in") != inside:
+            return False
+    return True
+
+
+class PipelineRunExecutor:
+    def __init__(self, cluster: Cluster, tasks: TaskRunExecutor, run_dir: Path,
+                 log: Any) -> None:
+        self.cluster = cluster
+        self.taskruns = tasks
+        self.run_dir = run_dir
+        self.log = log
+
+    def execute(self, run: dict[str, Any], spec: dict[str, Any],
+                workspaces: dict[str, Workspace]) -> tuple[dict[str, Any], bool]:
+        name = run["metadata"]["name"]
+        started = time.time()
+        status: dict[str, Any] = {"startTime": timestamp(started), "pipelineSpec": spec}
+        run["status"] = status
+
+        def fail(reason: str, message: str) -> tuple[dict[str, Any], bool]:
+            status["completionTime"] = timestamp(time.time())
+            status["conditions"] = [_condition("False", reason, message, time.time())]
+            return run, False
+
+        given = {p["name"]: p["value"] for p in run["spec"].get("params") or []}
+        values, problems = resolve_params(spec, given)
+        if problems:
+            missing = "missing parameters" in problems[-1]
+            reason = "ParameterMissing" if missing else "ParameterTypeMismatch"
+            return fail(reason, f"PipelineRun default/{name} parameters have problems: "
+                                f"{'; '.join(problems)}")
+        declared = {w["name"]: w for w in spec.get("workspaces") or []}
+        for ws_name, ws in declared.items():
+            if ws_name not in workspaces and not ws.get("optional"):
+                return fail("InvalidWorkspaceBindings",
+                            f"pipeline requires workspace with name \"{ws_name}\" be provided "
+                            "by pipelinerun")
+        timeouts = run["spec"].get("timeouts") or {}
+        total = parse_duration(timeouts.get("pipeline", "1h"))
+        deadline = time.monotonic() + total if total else None
+
+        table: dict[str, Value] = {f"params.{k}": v for k, v in values.items()}
+        table |= {"context.pipelineRun.name": name, "context.pipelineRun.namespace": "default",
+                  "context.pipelineRun.uid": run["metadata"].get("uid", name),
+                  "context.pipeline.name": run["metadata"].get("pipelineName", name)}
+        for ws_name in declared:
+            table[f"workspaces.{ws_name}.bound"] = "true" if ws_name in workspaces else "false"
+
+        states = {t["name"]: TaskState(t) for t in spec.get("tasks") or []}
+        finals = {t["name"]: TaskState(t, is_finally=True) for t in spec.get("finally") or []}
+        try:  # Tekton resolves every Task before it starts the first one
+            for state in [*states.values(), *finals.values()]:
+                self._resolve(state)
+        except ResolutionError as exc:
+            return fail(exc.reason, str(exc))
+        children: list[dict[str, Any]] = []
+        timed_out = self._schedule(name, states, states, table, workspaces, deadline, children)
+        if not timed_out:
+            dag_words = [s.status_word for s in states.values()]
+            overall = ("Failed" if "Failed" in dag_words else
+                       "Completed" if "None" in dag_words else "Succeeded")
+            table["tasks.status"] = overall
+            for state in states.values():
+                table[f"tasks.{state.name}.status"] = state.status_word
+            self._schedule(name, finals, {**states, **finals}, table, workspaces, None, children)
+        everything = {**states, **finals}
+        status["childReferences"] = children
+        skipped = [{"name": s.name, "reason": s.skip_reason,
+                    **({"whenExpressions": s.task["when"]} if s.skip_reason == SKIP_WHEN else {})}
+                   for s in everything.values() if s.state == "skipped"]
+        if skipped:
+            status["skippedTasks"] = skipped
+        results = self._pipeline_results(spec, everything, table)
+        if results:
+            status["results"] = results
+        status["completionTime"] = timestamp(time.time())
+        if timed_out:
+            status["conditions"] = [_condition(
+                "False", "PipelineRunTimeout",
+                f'PipelineRun "{name}" failed to finish within "{format_duration(total)}"',
+                time.time())]
+            return run, False
+        failed = sum(1 for s in everything.values() if s.state == "failed")
+        skips = len(skipped)
+        reason = "Failed" if failed else "Completed" if skips else "Succeeded"
+        message = (f"Tasks Completed: {len(everything) - skips} (Failed: {failed}, "
+                   f"Cancelled 0), Skipped: {skips}")
+        status["conditions"] = [_condition("False" if failed else "True", reason, message,
+                                           time.time())]
+        return run, not failed
+
+    # --- scheduling -------------------------------------------------------------------
+
+    def _schedule(self, run_name: str, group: dict[str, TaskState], known: dict[str, TaskState],
+                  table: dict[str, Value], workspaces: dict[str, Workspace],
+                  deadline: float | None, children: list[dict[str, Any]]) -> bool:
+        """Run a group of tasks to completion; return True when the deadline passed."""
+        stopping = False
+        running: dict[Future[TaskRunOutcome], TaskState] = {}
+        with ThreadPoolExecutor(max_workers=max(1, len(group))) as pool:
+            while True:
+                if deadline is not None and time.monotonic() > deadline:
+                    for state in group.values():
+                        if state.state == "pending":
+                            state.state, state.skip_reason = "skipped", SKIP_TIMEOUT
+                    wait(list(running))
+                    for future, state in running.items():
+                        self._record(state, future.result(), table)
+                    return True
+                for state in group.values():
+                    if state.state != "pending":
+                        continue
+                    needs = dependencies(state.task) & set(known)
+                    if any(known[n].state in ("pending", "running") for n in needs):
+                        continue
+                    if stopping:
+                        state.state, state.skip_reason = "skipped", SKIP_STOPPING
+                        continue
+                    plan = self._plan(run_name, state, table, workspaces, deadline)
+                    if plan is None:
+                        continue  # skipped while planning
+                    state.state = "running"
+                    self.log(f"task {state.name} started")
+                    children.append({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+                                     "name": plan.name, "pipelineTaskName": state.name})
+                    running[pool.submit(self._run_with_retries, state, plan)] = state
+                if not running:
+                    return False
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED,
+                               timeout=None if deadline is None
+                               else max(0.01, deadline - time.monotonic()))
+                for future in done:
+                    state = running.pop(future)
+                    self._record(state, future.result(), table)
+                    if state.state == "failed" and not state.is_finally:
+                        stopping = True
+
+    def _record(self, state: TaskState, outcome: TaskRunOutcome, table: dict[str, Value]) -> None:
+        state.outcome = outcome
+        state.state = "succeeded" if outcome.succeeded else "failed"
+        for result, value in outcome.results.items():
+            table[f"tasks.{state.name}.results.{result}"] = value
+        condition = outcome.condition
+        self.log(f"task {state.name} {state.state} ({condition['reason']}: {condition['message']})")
+
+    def _resolve(self, state: TaskState) -> None:
+        if "taskSpec" in state.task:
+            state.spec, state.task_name = state.task["taskSpec"], state.name
+            return
+        resolved = self.cluster.resolve("Task", state.task.get("taskRef") or {})
+        state.spec = resolved.get("spec") or {}
+        state.task_name = resolved["metadata"]["name"]
+
+    def _run_with_retries(self, state: TaskState, plan: TaskRunPlan) -> TaskRunOutcome:
+        retries = int(state.task.get("retries") or 0)
+        history: list[dict[str, Any]] = []
+        outcome = self.taskruns.execute(plan)
+        while not outcome.succeeded and plan.retry_count < retries:
+            history.append(outcome.object["status"])
+            plan.retry_count += 1
+            self.log(f"task {state.name} retry {plan.retry_count} of {retries}")
+            outcome = self.taskruns.execute(plan)
+        if history:
+            outcome.object["status"]["retriesStatus"] = history
+        return outcome
+
+    def _plan(self, run_name: str, state: TaskState, table: dict[str, Value],
+              workspaces: dict[str, Workspace], deadline: float | None) -> TaskRunPlan | None:
+        task = state.task
+        try:
+            when = substitute(task.get("when") or [], table, strict=True)
+            params = substitute(task.get("params") or [], table, strict=True)
+        except Unresolved:
+            state.state, state.skip_reason = "skipped", SKIP_RESULTS
+            self.log(f"task {state.name} skipped ({SKIP_RESULTS})")
+            return None
+        if not _evaluate_when(when):
+            state.state, state.skip_reason = "skipped", SKIP_WHEN
+            self.log(f"task {state.name} skipped ({SKIP_WHEN})")
+            return None
+        bound: dict[str, Workspace] = {}
+        for binding in task.get("workspaces") or []:
+            source = workspaces.get(binding.get("workspace", binding["name"]))
+            if source is None or source.path is None:
+                continue
+            path = source.path / binding["subPath"] if binding.get("subPath") else source.path
+            path.mkdir(parents=True, exist_ok=True)
+            bound[binding["name"]] = Workspace(path, source.claim, source.volume)
+        timeout = parse_duration(task["timeout"]) if task.get("timeout") else 3600.0
+        return TaskRunPlan(
+            name=f"{run_name}-{state.name}", task_name=state.task_name, spec=state.spec,
+            params={p["name"]: p["value"] for p in params}, workspaces=bound, timeout=timeout,
+            deadline=deadline,
+            labels={"tekton.dev/pipelineRun": run_name, "tekton.dev/pipelineTask": state.name,
+                    "tekton.dev/task": state.task_name},
+            run_spec={"params": params, "taskRef" if "taskRef" in task else "taskSpec":
+                      task.get("taskRef") or task.get("taskSpec")},
+            extra_context={"context.pipelineRun.name": run_name},
+        )
+
+    @staticmethod
+    def _pipeline_results(spec: dict[str, Any], states: dict[str, TaskState],
+                          table: dict[str, Value]) -> list[dict[str, Any]]:
+        results = []
+        for declared in spec.get("results") or []:
+            try:
+                value = substitute(declared.get("value"), table, strict=True)
+            except Unresolved:
+                continue  # a task that failed or was skipped left no value
+            results.append({"name": declared["name"], "value": value})
+        return results

@@ -1,0 +1,116 @@
+"""Runners execute one resolved step: ``process`` on this machine (``podman`` to come).
+
+The process runner treats the runtime image as this installation: ``tekton-mlops``
+and the venv's ``python3`` come first on PATH. Scripts run as Tekton runs them:
+a script with a shebang is executed as a file, one without runs under ``sh``.
+Steps of other images run their command or script with the local tools, and
+the log says so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+#: Exit code reported for a step stopped by its timeout (SIGKILL, as a container).
+TIMEOUT_EXIT = 137
+
+
+@dataclass(frozen=True)
+class StepInvocation:
+    """A step after substitution: what to run, where and with what."""
+
+    name: str
+    image: str
+    command: list[str]
+    args: list[str]
+    script: str
+    env: dict[str, str]
+    working_dir: Path
+    log_file: Path
+    deadline: float | None  # time.monotonic() value, or None
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    exit_code: int
+    timed_out: bool
+    started: float
+    finished: float
+
+
+def _pump(stream: IO[bytes], log: IO[bytes], echo: Callable[[str], None]) -> None:
+    for line in iter(stream.readline, b""):
+        log.write(line)
+        log.flush()
+        echo(line.decode(errors="replace").rstrip("\n"))
+
+
+class ProcessRunner:
+    """Runs steps as local processes."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self.echo = echo
+        self.bin_dir = str(Path(sys.executable).parent)
+
+    def base_env(self, home: Path, results_dir: Path) -> dict[str, str]:
+        # A container starts with little: no developer credentials leak into steps.
+        keep = ("LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "PYTHONHASHSEED")
+        env = {k: os.environ[k] for k in keep if k in os.environ}
+        env["PATH"] = os.pathsep.join([self.bin_dir, os.environ.get("PATH", "/usr/bin:/bin")])
+        env["HOME"] = str(home)
+        env["TEKTON_RESULTS_DIR"] = str(results_dir)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def argv(self, step: StepInvocation, scripts_dir: Path) -> list[str]:
+        if step.script:
+            script = scripts_dir / f"script-{step.name}"
+            script.write_text(step.script)
+            script.chmod(0o755)
+            if step.script.startswith("#!"):
+                return [str(script), *step.args]
+            return ["sh", str(script), *step.args]
+        return [*step.command, *step.args]
+
+    def run(self, step: StepInvocation, scripts_dir: Path) -> StepOutcome:
+        argv = self.argv(step, scripts_dir)
+        started = time.time()
+        step.working_dir.mkdir(parents=True, exist_ok=True)
+        if not step.script and argv and shutil.which(argv[0], path=step.env.get("PATH")) is None:
+            self.echo(f"{argv[0]}: command not found (image {step.image} is emulated locally)")
+            return StepOutcome(127, False, started, time.time())
+        with step.log_file.open("ab") as log:
+            try:
+                process = subprocess.Popen(
+                    argv, cwd=step.working_dir, env=step.env, stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                )
+            except OSError as exc:
+                self.echo(f"cannot start step: {exc}")
+                return StepOutcome(127, False, started, time.time())
+            assert process.stdout is not None
+            pump = threading.Thread(target=_pump, args=(process.stdout, log, self.echo),
+                                    daemon=True)
+            pump.start()
+            timeout = None if step.deadline is None else max(0.0, step.deadline - time.monotonic())
+            timed_out = False
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                os.killpg(process.pid, 9)
+                process.wait()
+            pump.join(timeout=5)
+        code = TIMEOUT_EXIT if timed_out else process.returncode
+        if code < 0:  # killed by a signal: report it the way a container runtime does
+            code = 128 - code
+        return StepOutcome(code, timed_out, started, time.time())

@@ -1,0 +1,292 @@
+"""Execute one TaskRun: params, workspaces, steps, results, and a Tekton-shaped status."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tekton_mlops.local.cluster import Cluster, ResolutionError
+from tekton_mlops.local.runner import ProcessRunner, StepInvocation
+from tekton_mlops.local.timing import format_duration, timestamp
+from tekton_mlops.local.variables import Value, substitute
+from tekton_mlops.results import RESULTS_BUDGET, termination_message_size
+
+DEFAULT_TIMEOUT = 3600.0
+
+
+@dataclass
+class Workspace:
+    """A workspace as a step sees it; path None means optional and not bound."""
+
+    path: Path | None
+    claim: str = ""
+    volume: str = ""
+
+
+@dataclass
+class TaskRunPlan:
+    name: str
+    task_name: str
+    spec: dict[str, Any]
+    params: dict[str, Value]
+    workspaces: dict[str, Workspace]
+    timeout: float = DEFAULT_TIMEOUT  # seconds, 0 = none
+    deadline: float | None = None  # monotonic deadline imposed by a PipelineRun
+    labels: dict[str, str] = field(default_factory=dict)
+    retry_count: int = 0
+    run_spec: dict[str, Any] = field(default_factory=dict)  # spec as the TaskRun object shows it
+    extra_context: dict[str, Value] = field(default_factory=dict)
+
+
+@dataclass
+class TaskRunOutcome:
+    object: dict[str, Any]
+    succeeded: bool
+    reason: str
+    results: dict[str, Value]
+
+    @property
+    def condition(self) -> dict[str, Any]:
+        return self.object["status"]["conditions"][0]  # type: ignore[no-any-return]
+
+
+def _type_of(value: Any) -> str:
+    return "array" if isinstance(value, list) else "object" if isinstance(value, dict) else "string"
+
+
+def resolve_params(
+    spec: dict[str, Any], given: dict[str, Value]
+) -> tuple[dict[str, Value], list[str]]:
+    """Declared params with defaults and given values; problems in Tekton's words."""
+    values: dict[str, Value] = dict(given)  # undeclared ones propagate, as in Tekton
+    problems: list[str] = []
+    missing = []
+    for param in spec.get("params") or []:
+        name = param["name"]
+        declared = param.get("type") or _type_of(param.get("default", ""))
+        if name in given:
+            if _type_of(given[name]) != declared:
+                problems.append(f'param types don\'t match the user-specified type: [{name}]')
+            elif declared == "object" and isinstance(param.get("default"), dict):
+                values[name] = {**param["default"], **given[name]}  # type: ignore[dict-item]
+        elif "default" in param:
+            values[name] = param["default"]
+        else:
+            missing.append(name)
+    if missing:
+        problems.append(f"missing parameters: [{' '.join(missing)}]")
+    return values, problems
+
+
+def _merge_template(step: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
+    merged = {**template, **step}
+    env = {e["name"]: e for e in template.get("env") or []}
+    env.update({e["name"]: e for e in step.get("env") or []})
+    if env:
+        merged["env"] = list(env.values())
+    return merged
+
+
+def _step_action(step: dict[str, Any], cluster: Cluster) -> dict[str, Any]:
+    """Inline a StepAction referenced by ``ref``, its params substituted."""
+    action = cluster.get("StepAction", step["ref"].get("name", ""))
+    if action is None:
+        raise ResolutionError("TaskRunResolutionFailed",
+                              f'stepactions.tekton.dev "{step["ref"].get("name")}" not found')
+    spec = action.get("spec") or {}
+    given = {p["name"]: p["value"] for p in step.get("params") or []}
+    values, problems = resolve_params(spec, given)
+    if problems:
+        raise ResolutionError("TaskRunValidationFailed", "; ".join(problems))
+    table: dict[str, Value] = {f"params.{k}": v for k, v in values.items()}
+    body = substitute({k: v for k, v in spec.items() if k not in ("params", "results")}, table)
+    return {**body, "name": step.get("name", ""),
+            **{k: v for k, v in step.items() if k in ("onError", "timeout", "workingDir")}}
+
+
+def _env(step: dict[str, Any], cluster: Cluster) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for entry in step.get("env") or []:
+        if "value" in entry:
+            env[entry["name"]] = str(entry["value"])
+            continue
+        source = entry.get("valueFrom") or {}
+        if "secretKeyRef" in source:
+            ref, lookup = source["secretKeyRef"], cluster.secret
+        elif "configMapKeyRef" in source:
+            ref, lookup = source["configMapKeyRef"], cluster.config_map
+        else:
+            continue
+        try:
+            data = lookup(ref["name"])
+        except ResolutionError:
+            if ref.get("optional"):
+                continue
+            raise
+        if ref["key"] not in data:
+            if ref.get("optional"):
+                continue
+            raise ResolutionError("CreateContainerConfigError",
+                                  f'couldn\'t find key {ref["key"]} in {ref["name"]}')
+        env[entry["name"]] = data[ref["key"]].decode()
+    return env
+
+
+def _condition(status: str, reason: str, message: str, when: float) -> dict[str, Any]:
+    return {"type": "Succeeded", "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": timestamp(when)}
+
+
+class TaskRunExecutor:
+    def __init__(self, cluster: Cluster, runner: ProcessRunner, run_dir: Path,
+                 log: Callable[[str], None]) -> None:
+        self.cluster = cluster
+        self.runner = runner
+        self.run_dir = run_dir
+        self.log = log
+
+    def execute(self, plan: TaskRunPlan) -> TaskRunOutcome:
+        started = time.time()
+        here = self.run_dir / plan.name
+        results_dir, home, scripts = here / "results", here / "home", here / "scripts"
+        for directory in (results_dir, home, scripts, here / "logs"):
+            directory.mkdir(parents=True, exist_ok=True)
+        status: dict[str, Any] = {"podName": f"{plan.name}-pod", "startTime": timestamp(started),
+                                  "steps": [], "taskSpec": plan.spec}
+        obj = {"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+               "metadata": {"name": plan.name, "namespace": "default",
+                            "uid": secrets.token_hex(8), "labels": plan.labels},
+               "spec": plan.run_spec, "status": status}
+
+        def finish(ok: bool, reason: str, message: str,
+                   results: dict[str, Value] | None = None) -> TaskRunOutcome:
+            done = time.time()
+            status["completionTime"] = timestamp(done)
+            status["conditions"] = [_condition("True" if ok else "False", reason, message, done)]
+            if results:
+                status["results"] = [{"name": k, "type": _type_of(v), "value": v}
+                                     for k, v in results.items()]
+            return TaskRunOutcome(obj, ok, reason, results or {})
+
+        values, problems = resolve_params(plan.spec, plan.params)
+        if problems:
+            return finish(False, "TaskRunValidationFailed",
+                          f"invalid input params for task {plan.task_name}: {'; '.join(problems)}")
+        for declared in plan.spec.get("workspaces") or []:
+            bound = plan.workspaces.get(declared["name"])
+            if (bound is None or bound.path is None) and not declared.get("optional"):
+                return finish(False, "TaskRunValidationFailed",
+                              f'declared workspace "{declared["name"]}" is required but has '
+                              "not been bound")
+        table = self._table(plan, values, results_dir, home)
+        deadline = plan.deadline
+        if plan.timeout:
+            own = time.monotonic() + plan.timeout
+            deadline = own if deadline is None else min(deadline, own)
+
+        template = plan.spec.get("stepTemplate") or {}
+        try:
+            steps = [_merge_template(_step_action(s, self.cluster) if "ref" in s else s, template)
+                     for s in plan.spec.get("steps") or []]
+        except ResolutionError as exc:
+            return finish(False, exc.reason, str(exc))
+        failed_step = ""
+        timed_out = False
+        for index, raw in enumerate(steps):
+            name = raw.get("name") or f"unnamed-{index}"
+            container = f"step-{name}"
+            if failed_step or timed_out:
+                status["steps"].append({"name": name, "container": container,
+                                        "terminated": {"exitCode": 1, "reason": "Error"},
+                                        "terminationReason": "Skipped"})
+                continue
+            step = substitute(raw, table)
+            try:
+                env = self.runner.base_env(home, results_dir) | _env(step, self.cluster)
+            except ResolutionError as exc:
+                return finish(False, exc.reason, f"Failed to create pod due to config error: {exc}")
+            workdir = step.get("workingDir") or str(here / "workspace")
+            invocation = StepInvocation(
+                name=name, image=str(step.get("image", "")), command=list(step.get("command") or []),
+                args=[str(a) for a in step.get("args") or []], script=str(step.get("script") or ""),
+                env=env, working_dir=Path(workdir), log_file=here / "logs" / f"{name}.log",
+                deadline=deadline,
+            )
+            self.log(f"  step {plan.name}/{name} started")
+            outcome = self.runner.run(invocation, scripts)
+            continued = outcome.exit_code != 0 and step.get("onError") == "continue"
+            reason = ("TimeoutExceeded" if outcome.timed_out else "Continued" if continued
+                      else "Completed" if outcome.exit_code == 0 else "Error")
+            status["steps"].append({
+                "name": name, "container": container, "imageID": invocation.image,
+                "terminated": {"exitCode": outcome.exit_code,
+                               "reason": "Completed" if outcome.exit_code == 0 else "Error",
+                               "startedAt": timestamp(outcome.started),
+                               "finishedAt": timestamp(outcome.finished)},
+                "terminationReason": reason,
+            })
+            took = outcome.finished - outcome.started
+            self.log(f"  step {plan.name}/{name} {reason.lower()} "
+                     f"(exit {outcome.exit_code}, {took:.1f} s)")
+            if outcome.timed_out:
+                timed_out = True
+            elif outcome.exit_code != 0 and not continued:
+                failed_step = f'"{container}" exited with code {outcome.exit_code}'
+
+        if timed_out:
+            limit = plan.timeout or (0 if deadline is None else plan.timeout)
+            return finish(False, "TaskRunTimeout",
+                          f'TaskRun "{plan.name}" failed to finish within "{format_duration(limit)}"')
+        results = self._results(plan.spec, results_dir)
+        if termination_message_size(results) > RESULTS_BUDGET:
+            return finish(False, "Failed",
+                          f"Termination message is above max allowed size {RESULTS_BUDGET}, "
+                          "caused by large task result.")
+        if failed_step:
+            return finish(False, "Failed", failed_step, results)
+        return finish(True, "Succeeded", "All Steps have completed executing", results)
+
+    def _table(self, plan: TaskRunPlan, values: dict[str, Value], results_dir: Path,
+               home: Path) -> dict[str, Value]:
+        table: dict[str, Value] = {f"params.{k}": v for k, v in values.items()}
+        table |= {
+            "context.taskRun.name": plan.name, "context.taskRun.namespace": "default",
+            "context.taskRun.uid": plan.name, "context.task.name": plan.task_name,
+            "context.task.retry-count": str(plan.retry_count), "credentials.path": str(home),
+        }
+        for declared in plan.spec.get("workspaces") or []:
+            bound = plan.workspaces.get(declared["name"]) or Workspace(None)
+            prefix = f"workspaces.{declared['name']}"
+            table[f"{prefix}.path"] = str(bound.path) if bound.path else ""
+            table[f"{prefix}.bound"] = "true" if bound.path else "false"
+            table[f"{prefix}.claim"] = bound.claim
+            table[f"{prefix}.volume"] = bound.volume
+        for result in plan.spec.get("results") or []:
+            table[f"results.{result['name']}.path"] = str(results_dir / result["name"])
+        table |= plan.extra_context
+        return table
+
+    @staticmethod
+    def _results(spec: dict[str, Any], results_dir: Path) -> dict[str, Value]:
+        results: dict[str, Value] = {}
+        for declared in spec.get("results") or []:
+            path = results_dir / declared["name"]
+            if not path.is_file():
+                continue
+            text = path.read_text()
+            kind = declared.get("type", "string")
+            if kind == "string":
+                results[declared["name"]] = text
+                continue
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                continue  # Tekton drops a structured result that does not parse
+            if _type_of(parsed) == kind:
+                results[declared["name"]] = parsed
+        return results
