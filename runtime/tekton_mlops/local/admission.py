@@ -14,15 +14,30 @@ from typing import Any
 from tekton_mlops.catalog.lint import Linter
 from tekton_mlops.catalog.source import Document
 
-ADMISSION_RULES = frozenset({"api-version", "name", "unique", "reference", "param-type",
-                             "run-after", "dag", "finally-only", "script-command", "step-image"})
+ADMISSION_RULES = frozenset(
+    {
+        "api-version",
+        "name",
+        "unique",
+        "reference",
+        "param-type",
+        "run-after",
+        "dag",
+        "finally-only",
+        "script-command",
+        "step-image",
+    }
+)
 WEBHOOK = 'admission webhook "validation.webhook.pipeline.tekton.dev" denied the request'
 
 
 def _propagate(spec: dict[str, Any], given: list[dict[str, Any]]) -> dict[str, Any]:
     declared = {p.get("name") for p in spec.get("params") or []}
-    extra = [{"name": p["name"], "type": _type(p.get("value"))} for p in given
-             if p.get("name") not in declared]
+    extra = [
+        {"name": p["name"], "type": _type(p.get("value"))}
+        for p in given
+        if p.get("name") not in declared
+    ]
     return {**spec, "params": [*(spec.get("params") or []), *extra]}
 
 
@@ -34,14 +49,18 @@ def rejections(run: dict[str, Any], path: Path) -> list[str]:
     """Messages for everything the webhook would refuse in this run, or an empty list."""
     problems = []
     if run.get("apiVersion") != "tekton.dev/v1":
-        problems.append(f"{run.get('kind')} must use apiVersion tekton.dev/v1, "
-                        f"not {run.get('apiVersion')}")
+        problems.append(
+            f"{run.get('kind')} must use apiVersion tekton.dev/v1, not {run.get('apiVersion')}"
+        )
     spec = run.get("spec") or {}
-    ref_key, spec_key = (("taskRef", "taskSpec") if run.get("kind") == "TaskRun"
-                         else ("pipelineRef", "pipelineSpec"))
+    ref_key, spec_key = (
+        ("taskRef", "taskSpec") if run.get("kind") == "TaskRun" else ("pipelineRef", "pipelineSpec")
+    )
     if (ref_key in spec) == (spec_key in spec):
-        problems.append(f"expected exactly one, got {'both' if ref_key in spec else 'neither'}: "
-                        f"spec.{ref_key}, spec.{spec_key}")
+        problems.append(
+            f"expected exactly one, got {'both' if ref_key in spec else 'neither'}: "
+            f"spec.{ref_key}, spec.{spec_key}"
+        )
     inline = copy.deepcopy(spec.get(spec_key))
     if isinstance(inline, dict):
         linter = Linter(path.parent, runtime_image=None)

@@ -51,27 +51,74 @@ class Log:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Choice(["yaml", "json", "none"]), default="yaml",
-              show_default=True, help="Print the finished run as kubectl get -o would.")
-@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
-              help="Override a run param (repeatable).")
-@click.option("--workspace", "-w", "workspace_dirs", multiple=True, metavar="NAME=DIR",
-              help="Bind a workspace to a local directory (repeatable).")
-@click.option("--runner", type=click.Choice(["process"]), default="process", show_default=True,
-              help="process: steps run on this machine, the runtime image being this install.")
-@click.option("--secrets-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Secrets and ConfigMaps as DIR/<name>/<key> files.")
-@click.option("--catalog", "catalogs", multiple=True,
-              type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Apply every Task and Pipeline under this directory first (repeatable).")
-@click.option("--git-mirror", "mirrors", multiple=True, metavar="URL=PATH",
-              help="Serve a git resolver URL from a local repository (repeatable).")
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path(".tekton-mlops/runs"), show_default=True,
-              help="Where each run keeps its logs, results and workspaces.")
-def run(file: Path, output: str, params: tuple[str, ...], workspace_dirs: tuple[str, ...],
-        runner: str, secrets_dir: Path | None, catalogs: tuple[Path, ...],
-        mirrors: tuple[str, ...], run_dir: Path) -> None:
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["yaml", "json", "none"]),
+    default="yaml",
+    show_default=True,
+    help="Print the finished run as kubectl get -o would.",
+)
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a run param (repeatable).",
+)
+@click.option(
+    "--workspace",
+    "-w",
+    "workspace_dirs",
+    multiple=True,
+    metavar="NAME=DIR",
+    help="Bind a workspace to a local directory (repeatable).",
+)
+@click.option(
+    "--runner",
+    type=click.Choice(["process"]),
+    default="process",
+    show_default=True,
+    help="process: steps run on this machine, the runtime image being this install.",
+)
+@click.option(
+    "--secrets-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Secrets and ConfigMaps as DIR/<name>/<key> files.",
+)
+@click.option(
+    "--catalog",
+    "catalogs",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Apply every Task and Pipeline under this directory first (repeatable).",
+)
+@click.option(
+    "--git-mirror",
+    "mirrors",
+    multiple=True,
+    metavar="URL=PATH",
+    help="Serve a git resolver URL from a local repository (repeatable).",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".tekton-mlops/runs"),
+    show_default=True,
+    help="Where each run keeps its logs, results and workspaces.",
+)
+def run(
+    file: Path,
+    output: str,
+    params: tuple[str, ...],
+    workspace_dirs: tuple[str, ...],
+    runner: str,
+    secrets_dir: Path | None,
+    catalogs: tuple[Path, ...],
+    mirrors: tuple[str, ...],
+    run_dir: Path,
+) -> None:
     """Run a tekton.dev/v1 TaskRun or PipelineRun from FILE on this machine.
 
     Other documents in FILE (Tasks, Pipelines, StepActions, ConfigMaps, Secrets) are applied
@@ -83,8 +130,10 @@ def run(file: Path, output: str, params: tuple[str, ...], workspace_dirs: tuple[
     documents = [d for d in yaml.safe_load_all(file.read_text()) if isinstance(d, dict)]
     runs = [d for d in documents if d.get("kind") in RUN_KINDS]
     if len(runs) != 1:
-        click.echo(f"error: {file} must hold exactly one TaskRun or PipelineRun, "
-                   f"found {len(runs)}", err=True)
+        click.echo(
+            f"error: {file} must hold exactly one TaskRun or PipelineRun, found {len(runs)}",
+            err=True,
+        )
         sys.exit(2)
     resource = runs[0]
     problems = rejections(resource, file)
@@ -92,8 +141,9 @@ def run(file: Path, output: str, params: tuple[str, ...], workspace_dirs: tuple[
         click.echo(f"error: {WEBHOOK}: validation failed: {'; '.join(problems)}", err=True)
         sys.exit(2)
 
-    cluster = Cluster(secrets_dir=secrets_dir,
-                      git_mirrors={u: Path(p) for u, p in _pairs(mirrors, "URL").items()})
+    cluster = Cluster(
+        secrets_dir=secrets_dir, git_mirrors={u: Path(p) for u, p in _pairs(mirrors, "URL").items()}
+    )
     for catalog in catalogs:
         cluster.apply_tree(catalog)
     for document in documents:
@@ -123,8 +173,9 @@ def run(file: Path, output: str, params: tuple[str, ...], workspace_dirs: tuple[
     sys.exit(0 if ok else 1)
 
 
-def execute(resource: dict[str, Any], cluster: Any, here: Path, local_dirs: dict[str, str],
-            log: Log) -> tuple[dict[str, Any], bool]:
+def execute(
+    resource: dict[str, Any], cluster: Any, here: Path, local_dirs: dict[str, str], log: Log
+) -> tuple[dict[str, Any], bool]:
     from tekton_mlops.local.cluster import ResolutionError
     from tekton_mlops.local.pipelinerun import PipelineRunExecutor
     from tekton_mlops.local.runner import ProcessRunner
@@ -146,20 +197,30 @@ def execute(resource: dict[str, Any], cluster: Any, here: Path, local_dirs: dict
                 task = cluster.resolve("Task", spec["taskRef"])
                 task_spec, task_name = task.get("spec") or {}, task["metadata"]["name"]
         else:
-            pipeline_spec = (spec["pipelineSpec"] if "pipelineSpec" in spec
-                             else cluster.resolve("Pipeline", spec["pipelineRef"]).get("spec") or {})
+            pipeline_spec = (
+                spec["pipelineSpec"]
+                if "pipelineSpec" in spec
+                else cluster.resolve("Pipeline", spec["pipelineRef"]).get("spec") or {}
+            )
     except ResolutionError as exc:
         now = time.time()
-        resource["status"] = {"startTime": timestamp(now), "completionTime": timestamp(now),
-                              "conditions": [_condition("False", exc.reason, str(exc), now)]}
+        resource["status"] = {
+            "startTime": timestamp(now),
+            "completionTime": timestamp(now),
+            "conditions": [_condition("False", exc.reason, str(exc), now)],
+        }
         return resource, False
     if kind == "PipelineRun":
         return PipelineRunExecutor(cluster, taskruns, here, log).execute(
-            resource, pipeline_spec, workspaces)
+            resource, pipeline_spec, workspaces
+        )
     plan = TaskRunPlan(
-        name=name, task_name=task_name, spec=task_spec,
+        name=name,
+        task_name=task_name,
+        spec=task_spec,
         params={p["name"]: p["value"] for p in spec.get("params") or []},
-        workspaces=workspaces, timeout=parse_duration(spec.get("timeout", "1h")),
+        workspaces=workspaces,
+        timeout=parse_duration(spec.get("timeout", "1h")),
         run_spec=spec,
     )
     outcome = taskruns.execute(plan)
@@ -174,8 +235,10 @@ def summarize(finished: dict[str, Any], here: Path, log: Log) -> None:
         for child in finished["status"].get("childReferences") or []:
             path = here / child["name"] / ".." / f"{child['name']}.yaml"
             rows.append((child["pipelineTaskName"], path))
-    lines = [f"{finished['kind']} {finished['metadata']['name']}: "
-             f"{condition.get('reason')} ({condition.get('message')})"]
+    lines = [
+        f"{finished['kind']} {finished['metadata']['name']}: "
+        f"{condition.get('reason')} ({condition.get('message')})"
+    ]
     for skipped in finished.get("status", {}).get("skippedTasks") or []:
         lines.append(f"  skipped {skipped['name']}: {skipped['reason']}")
     for result in finished.get("status", {}).get("results") or []:

@@ -63,8 +63,9 @@ class Cluster:
             data |= {k: str(v).encode() for k, v in (applied.get("stringData") or {}).items()}
             return data
         if self.secrets_dir and (self.secrets_dir / name).is_dir():
-            return {p.name: p.read_bytes() for p in (self.secrets_dir / name).iterdir()
-                    if p.is_file()}
+            return {
+                p.name: p.read_bytes() for p in (self.secrets_dir / name).iterdir() if p.is_file()
+            }
         raise ResolutionError("CreateContainerConfigError", f'secret "{name}" not found')
 
     def config_map(self, name: str) -> dict[str, bytes]:
@@ -98,7 +99,9 @@ class Cluster:
                 "cannot reach; reference the same resource through the git or bundles resolver",
             )
         elif resolver == "bundles":
-            raise ResolutionError(failure, "the bundles resolver is not available in local runs yet")
+            raise ResolutionError(
+                failure, "the bundles resolver is not available in local runs yet"
+            )
         else:
             raise ResolutionError(failure, f"resolver {resolver!r} is not supported locally")
         if document.get("kind") != kind:
@@ -113,7 +116,7 @@ class Cluster:
             raise ResolutionError(failure, "git resolver needs the url and pathInRepo params")
         repository = self.git_mirrors.get(url)
         if repository is None and url.startswith("file://"):
-            repository = Path(url[len("file://"):])
+            repository = Path(url[len("file://") :])
         elif repository is None and Path(url).is_dir():
             repository = Path(url)
         if repository is None:
@@ -124,7 +127,8 @@ class Cluster:
             )
         shown = subprocess.run(
             ["git", "-C", str(repository), "show", f"{revision}:{path}"],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if shown.returncode != 0:
             detail = shown.stderr.strip().splitlines()[-1] if shown.stderr.strip() else ""

@@ -69,15 +69,15 @@ def _evaluate_when(expressions: list[dict[str, Any]]) -> bool:
 
 
 class PipelineRunExecutor:
-    def __init__(self, cluster: Cluster, tasks: TaskRunExecutor, run_dir: Path,
-                 log: Any) -> None:
+    def __init__(self, cluster: Cluster, tasks: TaskRunExecutor, run_dir: Path, log: Any) -> None:
         self.cluster = cluster
         self.taskruns = tasks
         self.run_dir = run_dir
         self.log = log
 
-    def execute(self, run: dict[str, Any], spec: dict[str, Any],
-                workspaces: dict[str, Workspace]) -> tuple[dict[str, Any], bool]:
+    def execute(
+        self, run: dict[str, Any], spec: dict[str, Any], workspaces: dict[str, Workspace]
+    ) -> tuple[dict[str, Any], bool]:
         name = run["metadata"]["name"]
         started = time.time()
         status: dict[str, Any] = {"startTime": timestamp(started), "pipelineSpec": spec}
@@ -93,22 +93,28 @@ class PipelineRunExecutor:
         if problems:
             missing = "missing parameters" in problems[-1]
             reason = "ParameterMissing" if missing else "ParameterTypeMismatch"
-            return fail(reason, f"PipelineRun default/{name} parameters have problems: "
-                                f"{'; '.join(problems)}")
+            return fail(
+                reason,
+                f"PipelineRun default/{name} parameters have problems: {'; '.join(problems)}",
+            )
         declared = {w["name"]: w for w in spec.get("workspaces") or []}
         for ws_name, ws in declared.items():
             if ws_name not in workspaces and not ws.get("optional"):
-                return fail("InvalidWorkspaceBindings",
-                            f"pipeline requires workspace with name \"{ws_name}\" be provided "
-                            "by pipelinerun")
+                return fail(
+                    "InvalidWorkspaceBindings",
+                    f'pipeline requires workspace with name "{ws_name}" be provided by pipelinerun',
+                )
         timeouts = run["spec"].get("timeouts") or {}
         total = parse_duration(timeouts.get("pipeline", "1h"))
         deadline = time.monotonic() + total if total else None
 
         table: dict[str, Value] = {f"params.{k}": v for k, v in values.items()}
-        table |= {"context.pipelineRun.name": name, "context.pipelineRun.namespace": "default",
-                  "context.pipelineRun.uid": run["metadata"].get("uid", name),
-                  "context.pipeline.name": run["metadata"].get("pipelineName", name)}
+        table |= {
+            "context.pipelineRun.name": name,
+            "context.pipelineRun.namespace": "default",
+            "context.pipelineRun.uid": run["metadata"].get("uid", name),
+            "context.pipeline.name": run["metadata"].get("pipelineName", name),
+        }
         for ws_name in declared:
             table[f"workspaces.{ws_name}.bound"] = "true" if ws_name in workspaces else "false"
 
@@ -116,24 +122,35 @@ class PipelineRunExecutor:
         finals = {t["name"]: TaskState(t, is_finally=True) for t in spec.get("finally") or []}
         try:  # Tekton resolves every Task before it starts the first one
             for state in [*states.values(), *finals.values()]:
-                self._resolve(state)
+                self._resolve(state, table)
         except ResolutionError as exc:
             return fail(exc.reason, str(exc))
         children: list[dict[str, Any]] = []
         timed_out = self._schedule(name, states, states, table, workspaces, deadline, children)
         if not timed_out:
             dag_words = [s.status_word for s in states.values()]
-            overall = ("Failed" if "Failed" in dag_words else
-                       "Completed" if "None" in dag_words else "Succeeded")
+            overall = (
+                "Failed"
+                if "Failed" in dag_words
+                else "Completed"
+                if "None" in dag_words
+                else "Succeeded"
+            )
             table["tasks.status"] = overall
             for state in states.values():
                 table[f"tasks.{state.name}.status"] = state.status_word
             self._schedule(name, finals, {**states, **finals}, table, workspaces, None, children)
         everything = {**states, **finals}
         status["childReferences"] = children
-        skipped = [{"name": s.name, "reason": s.skip_reason,
-                    **({"whenExpressions": s.task["when"]} if s.skip_reason == SKIP_WHEN else {})}
-                   for s in everything.values() if s.state == "skipped"]
+        skipped = [
+            {
+                "name": s.name,
+                "reason": s.skip_reason,
+                **({"whenExpressions": s.task["when"]} if s.skip_reason == SKIP_WHEN else {}),
+            }
+            for s in everything.values()
+            if s.state == "skipped"
+        ]
         if skipped:
             status["skippedTasks"] = skipped
         results = self._pipeline_results(spec, everything, table)
@@ -141,25 +158,39 @@ class PipelineRunExecutor:
             status["results"] = results
         status["completionTime"] = timestamp(time.time())
         if timed_out:
-            status["conditions"] = [_condition(
-                "False", "PipelineRunTimeout",
-                f'PipelineRun "{name}" failed to finish within "{format_duration(total)}"',
-                time.time())]
+            status["conditions"] = [
+                _condition(
+                    "False",
+                    "PipelineRunTimeout",
+                    f'PipelineRun "{name}" failed to finish within "{format_duration(total)}"',
+                    time.time(),
+                )
+            ]
             return run, False
         failed = sum(1 for s in everything.values() if s.state == "failed")
         skips = len(skipped)
         reason = "Failed" if failed else "Completed" if skips else "Succeeded"
-        message = (f"Tasks Completed: {len(everything) - skips} (Failed: {failed}, "
-                   f"Cancelled 0), Skipped: {skips}")
-        status["conditions"] = [_condition("False" if failed else "True", reason, message,
-                                           time.time())]
+        message = (
+            f"Tasks Completed: {len(everything) - skips} (Failed: {failed}, "
+            f"Cancelled 0), Skipped: {skips}"
+        )
+        status["conditions"] = [
+            _condition("False" if failed else "True", reason, message, time.time())
+        ]
         return run, not failed
 
     # --- scheduling -------------------------------------------------------------------
 
-    def _schedule(self, run_name: str, group: dict[str, TaskState], known: dict[str, TaskState],
-                  table: dict[str, Value], workspaces: dict[str, Workspace],
-                  deadline: float | None, children: list[dict[str, Any]]) -> bool:
+    def _schedule(
+        self,
+        run_name: str,
+        group: dict[str, TaskState],
+        known: dict[str, TaskState],
+        table: dict[str, Value],
+        workspaces: dict[str, Workspace],
+        deadline: float | None,
+        children: list[dict[str, Any]],
+    ) -> bool:
         """Run a group of tasks to completion; return True when the deadline passed."""
         stopping = False
         running: dict[Future[TaskRunOutcome], TaskState] = {}
@@ -187,14 +218,22 @@ class PipelineRunExecutor:
                         continue  # skipped while planning
                     state.state = "running"
                     self.log(f"task {state.name} started")
-                    children.append({"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
-                                     "name": plan.name, "pipelineTaskName": state.name})
+                    children.append(
+                        {
+                            "apiVersion": "tekton.dev/v1",
+                            "kind": "TaskRun",
+                            "name": plan.name,
+                            "pipelineTaskName": state.name,
+                        }
+                    )
                     running[pool.submit(self._run_with_retries, state, plan)] = state
                 if not running:
                     return False
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED,
-                               timeout=None if deadline is None
-                               else max(0.01, deadline - time.monotonic()))
+                done, _ = wait(
+                    list(running),
+                    return_when=FIRST_COMPLETED,
+                    timeout=None if deadline is None else max(0.01, deadline - time.monotonic()),
+                )
                 for future in done:
                     state = running.pop(future)
                     self._record(state, future.result(), table)
@@ -209,11 +248,13 @@ class PipelineRunExecutor:
         condition = outcome.condition
         self.log(f"task {state.name} {state.state} ({condition['reason']}: {condition['message']})")
 
-    def _resolve(self, state: TaskState) -> None:
+    def _resolve(self, state: TaskState, table: dict[str, Value]) -> None:
         if "taskSpec" in state.task:
             state.spec, state.task_name = state.task["taskSpec"], state.name
             return
-        resolved = self.cluster.resolve("Task", state.task.get("taskRef") or {})
+        # Resolver params may use the Pipeline's params (e.g. a catalog revision).
+        reference = substitute(state.task.get("taskRef") or {}, table)
+        resolved = self.cluster.resolve("Task", reference)
         state.spec = resolved.get("spec") or {}
         state.task_name = resolved["metadata"]["name"]
 
@@ -230,8 +271,14 @@ class PipelineRunExecutor:
             outcome.object["status"]["retriesStatus"] = history
         return outcome
 
-    def _plan(self, run_name: str, state: TaskState, table: dict[str, Value],
-              workspaces: dict[str, Workspace], deadline: float | None) -> TaskRunPlan | None:
+    def _plan(
+        self,
+        run_name: str,
+        state: TaskState,
+        table: dict[str, Value],
+        workspaces: dict[str, Workspace],
+        deadline: float | None,
+    ) -> TaskRunPlan | None:
         task = state.task
         try:
             when = substitute(task.get("when") or [], table, strict=True)
@@ -254,19 +301,30 @@ class PipelineRunExecutor:
             bound[binding["name"]] = Workspace(path, source.claim, source.volume)
         timeout = parse_duration(task["timeout"]) if task.get("timeout") else 3600.0
         return TaskRunPlan(
-            name=f"{run_name}-{state.name}", task_name=state.task_name, spec=state.spec,
-            params={p["name"]: p["value"] for p in params}, workspaces=bound, timeout=timeout,
+            name=f"{run_name}-{state.name}",
+            task_name=state.task_name,
+            spec=state.spec,
+            params={p["name"]: p["value"] for p in params},
+            workspaces=bound,
+            timeout=timeout,
             deadline=deadline,
-            labels={"tekton.dev/pipelineRun": run_name, "tekton.dev/pipelineTask": state.name,
-                    "tekton.dev/task": state.task_name},
-            run_spec={"params": params, "taskRef" if "taskRef" in task else "taskSpec":
-                      task.get("taskRef") or task.get("taskSpec")},
+            labels={
+                "tekton.dev/pipelineRun": run_name,
+                "tekton.dev/pipelineTask": state.name,
+                "tekton.dev/task": state.task_name,
+            },
+            run_spec={
+                "params": params,
+                "taskRef" if "taskRef" in task else "taskSpec": task.get("taskRef")
+                or task.get("taskSpec"),
+            },
             extra_context={"context.pipelineRun.name": run_name},
         )
 
     @staticmethod
-    def _pipeline_results(spec: dict[str, Any], states: dict[str, TaskState],
-                          table: dict[str, Value]) -> list[dict[str, Any]]:
+    def _pipeline_results(
+        spec: dict[str, Any], states: dict[str, TaskState], table: dict[str, Value]
+    ) -> list[dict[str, Any]]:
         results = []
         for declared in spec.get("results") or []:
             try:

@@ -91,15 +91,20 @@ class ProcessRunner:
         with step.log_file.open("ab") as log:
             try:
                 process = subprocess.Popen(
-                    argv, cwd=step.working_dir, env=step.env, stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT, start_new_session=True,
+                    argv,
+                    cwd=step.working_dir,
+                    env=step.env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
             except OSError as exc:
                 self.echo(f"cannot start step: {exc}")
                 return StepOutcome(127, False, started, time.time())
             assert process.stdout is not None
-            pump = threading.Thread(target=_pump, args=(process.stdout, log, self.echo),
-                                    daemon=True)
+            pump = threading.Thread(
+                target=_pump, args=(process.stdout, log, self.echo), daemon=True
+            )
             pump.start()
             timeout = None if step.deadline is None else max(0.0, step.deadline - time.monotonic())
             timed_out = False

@@ -71,7 +71,7 @@ def resolve_params(
         declared = param.get("type") or _type_of(param.get("default", ""))
         if name in given:
             if _type_of(given[name]) != declared:
-                problems.append(f'param types don\'t match the user-specified type: [{name}]')
+                problems.append(f"param types don't match the user-specified type: [{name}]")
             elif declared == "object" and isinstance(param.get("default"), dict):
                 values[name] = {**param["default"], **given[name]}  # type: ignore[dict-item]
         elif "default" in param:
@@ -96,8 +96,10 @@ def _step_action(step: dict[str, Any], cluster: Cluster) -> dict[str, Any]:
     """Inline a StepAction referenced by ``ref``, its params substituted."""
     action = cluster.get("StepAction", step["ref"].get("name", ""))
     if action is None:
-        raise ResolutionError("TaskRunResolutionFailed",
-                              f'stepactions.tekton.dev "{step["ref"].get("name")}" not found')
+        raise ResolutionError(
+            "TaskRunResolutionFailed",
+            f'stepactions.tekton.dev "{step["ref"].get("name")}" not found',
+        )
     spec = action.get("spec") or {}
     given = {p["name"]: p["value"] for p in step.get("params") or []}
     values, problems = resolve_params(spec, given)
@@ -105,8 +107,11 @@ def _step_action(step: dict[str, Any], cluster: Cluster) -> dict[str, Any]:
         raise ResolutionError("TaskRunValidationFailed", "; ".join(problems))
     table: dict[str, Value] = {f"params.{k}": v for k, v in values.items()}
     body = substitute({k: v for k, v in spec.items() if k not in ("params", "results")}, table)
-    return {**body, "name": step.get("name", ""),
-            **{k: v for k, v in step.items() if k in ("onError", "timeout", "workingDir")}}
+    return {
+        **body,
+        "name": step.get("name", ""),
+        **{k: v for k, v in step.items() if k in ("onError", "timeout", "workingDir")},
+    }
 
 
 def _env(step: dict[str, Any], cluster: Cluster) -> dict[str, str]:
@@ -131,20 +136,27 @@ def _env(step: dict[str, Any], cluster: Cluster) -> dict[str, str]:
         if ref["key"] not in data:
             if ref.get("optional"):
                 continue
-            raise ResolutionError("CreateContainerConfigError",
-                                  f'couldn\'t find key {ref["key"]} in {ref["name"]}')
+            raise ResolutionError(
+                "CreateContainerConfigError", f"couldn't find key {ref['key']} in {ref['name']}"
+            )
         env[entry["name"]] = data[ref["key"]].decode()
     return env
 
 
 def _condition(status: str, reason: str, message: str, when: float) -> dict[str, Any]:
-    return {"type": "Succeeded", "status": status, "reason": reason, "message": message,
-            "lastTransitionTime": timestamp(when)}
+    return {
+        "type": "Succeeded",
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": timestamp(when),
+    }
 
 
 class TaskRunExecutor:
-    def __init__(self, cluster: Cluster, runner: ProcessRunner, run_dir: Path,
-                 log: Callable[[str], None]) -> None:
+    def __init__(
+        self, cluster: Cluster, runner: ProcessRunner, run_dir: Path, log: Callable[[str], None]
+    ) -> None:
         self.cluster = cluster
         self.runner = runner
         self.run_dir = run_dir
@@ -156,33 +168,52 @@ class TaskRunExecutor:
         results_dir, home, scripts = here / "results", here / "home", here / "scripts"
         for directory in (results_dir, home, scripts, here / "logs"):
             directory.mkdir(parents=True, exist_ok=True)
-        status: dict[str, Any] = {"podName": f"{plan.name}-pod", "startTime": timestamp(started),
-                                  "steps": [], "taskSpec": plan.spec}
-        obj = {"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
-               "metadata": {"name": plan.name, "namespace": "default",
-                            "uid": secrets.token_hex(8), "labels": plan.labels},
-               "spec": plan.run_spec, "status": status}
+        status: dict[str, Any] = {
+            "podName": f"{plan.name}-pod",
+            "startTime": timestamp(started),
+            "steps": [],
+            "taskSpec": plan.spec,
+        }
+        obj = {
+            "apiVersion": "tekton.dev/v1",
+            "kind": "TaskRun",
+            "metadata": {
+                "name": plan.name,
+                "namespace": "default",
+                "uid": secrets.token_hex(8),
+                "labels": plan.labels,
+            },
+            "spec": plan.run_spec,
+            "status": status,
+        }
 
-        def finish(ok: bool, reason: str, message: str,
-                   results: dict[str, Value] | None = None) -> TaskRunOutcome:
+        def finish(
+            ok: bool, reason: str, message: str, results: dict[str, Value] | None = None
+        ) -> TaskRunOutcome:
             done = time.time()
             status["completionTime"] = timestamp(done)
             status["conditions"] = [_condition("True" if ok else "False", reason, message, done)]
             if results:
-                status["results"] = [{"name": k, "type": _type_of(v), "value": v}
-                                     for k, v in results.items()]
+                status["results"] = [
+                    {"name": k, "type": _type_of(v), "value": v} for k, v in results.items()
+                ]
             return TaskRunOutcome(obj, ok, reason, results or {})
 
         values, problems = resolve_params(plan.spec, plan.params)
         if problems:
-            return finish(False, "TaskRunValidationFailed",
-                          f"invalid input params for task {plan.task_name}: {'; '.join(problems)}")
+            return finish(
+                False,
+                "TaskRunValidationFailed",
+                f"invalid input params for task {plan.task_name}: {'; '.join(problems)}",
+            )
         for declared in plan.spec.get("workspaces") or []:
             bound = plan.workspaces.get(declared["name"])
             if (bound is None or bound.path is None) and not declared.get("optional"):
-                return finish(False, "TaskRunValidationFailed",
-                              f'declared workspace "{declared["name"]}" is required but has '
-                              "not been bound")
+                return finish(
+                    False,
+                    "TaskRunValidationFailed",
+                    f'declared workspace "{declared["name"]}" is required but has not been bound',
+                )
         table = self._table(plan, values, results_dir, home)
         deadline = plan.deadline
         if plan.timeout:
@@ -191,8 +222,10 @@ class TaskRunExecutor:
 
         template = plan.spec.get("stepTemplate") or {}
         try:
-            steps = [_merge_template(_step_action(s, self.cluster) if "ref" in s else s, template)
-                     for s in plan.spec.get("steps") or []]
+            steps = [
+                _merge_template(_step_action(s, self.cluster) if "ref" in s else s, template)
+                for s in plan.spec.get("steps") or []
+            ]
         except ResolutionError as exc:
             return finish(False, exc.reason, str(exc))
         failed_step = ""
@@ -201,9 +234,14 @@ class TaskRunExecutor:
             name = raw.get("name") or f"unnamed-{index}"
             container = f"step-{name}"
             if failed_step or timed_out:
-                status["steps"].append({"name": name, "container": container,
-                                        "terminated": {"exitCode": 1, "reason": "Error"},
-                                        "terminationReason": "Skipped"})
+                status["steps"].append(
+                    {
+                        "name": name,
+                        "container": container,
+                        "terminated": {"exitCode": 1, "reason": "Error"},
+                        "terminationReason": "Skipped",
+                    }
+                )
                 continue
             step = substitute(raw, table)
             try:
@@ -212,27 +250,47 @@ class TaskRunExecutor:
                 return finish(False, exc.reason, f"Failed to create pod due to config error: {exc}")
             workdir = step.get("workingDir") or str(here / "workspace")
             invocation = StepInvocation(
-                name=name, image=str(step.get("image", "")), command=list(step.get("command") or []),
-                args=[str(a) for a in step.get("args") or []], script=str(step.get("script") or ""),
-                env=env, working_dir=Path(workdir), log_file=here / "logs" / f"{name}.log",
+                name=name,
+                image=str(step.get("image", "")),
+                command=list(step.get("command") or []),
+                args=[str(a) for a in step.get("args") or []],
+                script=str(step.get("script") or ""),
+                env=env,
+                working_dir=Path(workdir),
+                log_file=here / "logs" / f"{name}.log",
                 deadline=deadline,
             )
             self.log(f"  step {plan.name}/{name} started")
             outcome = self.runner.run(invocation, scripts)
             continued = outcome.exit_code != 0 and step.get("onError") == "continue"
-            reason = ("TimeoutExceeded" if outcome.timed_out else "Continued" if continued
-                      else "Completed" if outcome.exit_code == 0 else "Error")
-            status["steps"].append({
-                "name": name, "container": container, "imageID": invocation.image,
-                "terminated": {"exitCode": outcome.exit_code,
-                               "reason": "Completed" if outcome.exit_code == 0 else "Error",
-                               "startedAt": timestamp(outcome.started),
-                               "finishedAt": timestamp(outcome.finished)},
-                "terminationReason": reason,
-            })
+            reason = (
+                "TimeoutExceeded"
+                if outcome.timed_out
+                else "Continued"
+                if continued
+                else "Completed"
+                if outcome.exit_code == 0
+                else "Error"
+            )
+            status["steps"].append(
+                {
+                    "name": name,
+                    "container": container,
+                    "imageID": invocation.image,
+                    "terminated": {
+                        "exitCode": outcome.exit_code,
+                        "reason": "Completed" if outcome.exit_code == 0 else "Error",
+                        "startedAt": timestamp(outcome.started),
+                        "finishedAt": timestamp(outcome.finished),
+                    },
+                    "terminationReason": reason,
+                }
+            )
             took = outcome.finished - outcome.started
-            self.log(f"  step {plan.name}/{name} {reason.lower()} "
-                     f"(exit {outcome.exit_code}, {took:.1f} s)")
+            self.log(
+                f"  step {plan.name}/{name} {reason.lower()} "
+                f"(exit {outcome.exit_code}, {took:.1f} s)"
+            )
             if outcome.timed_out:
                 timed_out = True
             elif outcome.exit_code != 0 and not continued:
@@ -240,24 +298,34 @@ class TaskRunExecutor:
 
         if timed_out:
             limit = plan.timeout or (0 if deadline is None else plan.timeout)
-            return finish(False, "TaskRunTimeout",
-                          f'TaskRun "{plan.name}" failed to finish within "{format_duration(limit)}"')
+            return finish(
+                False,
+                "TaskRunTimeout",
+                f'TaskRun "{plan.name}" failed to finish within "{format_duration(limit)}"',
+            )
         results = self._results(plan.spec, results_dir)
         if termination_message_size(results) > RESULTS_BUDGET:
-            return finish(False, "Failed",
-                          f"Termination message is above max allowed size {RESULTS_BUDGET}, "
-                          "caused by large task result.")
+            return finish(
+                False,
+                "Failed",
+                f"Termination message is above max allowed size {RESULTS_BUDGET}, "
+                "caused by large task result.",
+            )
         if failed_step:
             return finish(False, "Failed", failed_step, results)
         return finish(True, "Succeeded", "All Steps have completed executing", results)
 
-    def _table(self, plan: TaskRunPlan, values: dict[str, Value], results_dir: Path,
-               home: Path) -> dict[str, Value]:
+    def _table(
+        self, plan: TaskRunPlan, values: dict[str, Value], results_dir: Path, home: Path
+    ) -> dict[str, Value]:
         table: dict[str, Value] = {f"params.{k}": v for k, v in values.items()}
         table |= {
-            "context.taskRun.name": plan.name, "context.taskRun.namespace": "default",
-            "context.taskRun.uid": plan.name, "context.task.name": plan.task_name,
-            "context.task.retry-count": str(plan.retry_count), "credentials.path": str(home),
+            "context.taskRun.name": plan.name,
+            "context.taskRun.namespace": "default",
+            "context.taskRun.uid": plan.name,
+            "context.task.name": plan.task_name,
+            "context.task.retry-count": str(plan.retry_count),
+            "credentials.path": str(home),
         }
         for declared in plan.spec.get("workspaces") or []:
             bound = plan.workspaces.get(declared["name"]) or Workspace(None)

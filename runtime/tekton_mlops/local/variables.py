@@ -94,8 +94,13 @@ def substitute(value: Any, table: Mapping[str, Value], strict: bool = False) -> 
                         raise
                     expanded.append(item)
                     continue
-                expanded.extend(found if isinstance(found, list) else list(found.values())
-                                if isinstance(found, dict) else [found])
+                expanded.extend(
+                    found
+                    if isinstance(found, list)
+                    else list(found.values())
+                    if isinstance(found, dict)
+                    else [found]
+                )
                 continue
             expanded.append(substitute(item, table, strict))
         return expanded

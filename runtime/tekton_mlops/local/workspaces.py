@@ -25,8 +25,9 @@ def _write_items(target: Path, data: dict[str, bytes], items: list[dict[str, Any
         (target / relative).write_bytes(data[key])
 
 
-def bind_workspaces(bindings: list[dict[str, Any]], local_dirs: dict[str, str],
-                    cluster: Cluster, here: Path) -> dict[str, Workspace]:
+def bind_workspaces(
+    bindings: list[dict[str, Any]], local_dirs: dict[str, str], cluster: Cluster, here: Path
+) -> dict[str, Workspace]:
     bound: dict[str, Workspace] = {}
     for binding in bindings:
         name = binding["name"]
@@ -62,8 +63,10 @@ def bind_workspaces(bindings: list[dict[str, Any]], local_dirs: dict[str, str],
                     _write_items(target, data, source["configMap"].get("items"))
             workspace = Workspace(target, volume=f"ws-{name}")
         else:
-            raise ResolutionError("InvalidWorkspaceBindings",
-                                  f"workspace {name}: this kind of binding is not supported locally")
+            raise ResolutionError(
+                "InvalidWorkspaceBindings",
+                f"workspace {name}: this kind of binding is not supported locally",
+            )
         if binding.get("subPath"):
             assert workspace.path is not None
             workspace.path = workspace.path / binding["subPath"]
