@@ -237,7 +237,9 @@ class Linter:
                     "pass values as args or env",
                 )
             image = step.get("image") or template.get("image")
-            if not image:
+            if "ref" in step:
+                pass  # a StepAction brings its own image
+            elif not image:
                 self.report(
                     doc, where, "step-image", f"{group[:-1]} {step.get('name')!r} names no image"
                 )
@@ -289,8 +291,7 @@ class Linter:
                 self.report(
                     doc, key, "reference", f"$({expression}): unknown Task context variable"
                 )
-        elif head not in ("steps", "step", "credentials"):
-            self.report(doc, key, "reference", f"$({expression}): unknown variable")
+        # Anything else (e.g. a shell's $(pwd)) is not Tekton's to check.
         return set()
 
     def param_type(
@@ -640,8 +641,6 @@ class Linter:
                 self.report(
                     doc, key, "reference", f"$({expression}): unknown Pipeline context variable"
                 )
-        else:
-            self.report(doc, key, "reference", f"$({expression}): unknown variable")
         return ""
 
     def _referenced_task(self, task: dict[str, Any]) -> dict[str, Any] | None:

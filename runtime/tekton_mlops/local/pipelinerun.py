@@ -269,6 +269,7 @@ class PipelineRunExecutor:
             outcome = self.taskruns.execute(plan)
         if history:
             outcome.object["status"]["retriesStatus"] = history
+            self.taskruns.save(outcome)
         return outcome
 
     def _plan(

@@ -197,7 +197,9 @@ class TaskRunExecutor:
                 status["results"] = [
                     {"name": k, "type": _type_of(v), "value": v} for k, v in results.items()
                 ]
-            return TaskRunOutcome(obj, ok, reason, results or {})
+            outcome = TaskRunOutcome(obj, ok, reason, results or {})
+            self.save(outcome)
+            return outcome
 
         values, problems = resolve_params(plan.spec, plan.params)
         if problems:
@@ -314,6 +316,11 @@ class TaskRunExecutor:
         if failed_step:
             return finish(False, "Failed", failed_step, results)
         return finish(True, "Succeeded", "All Steps have completed executing", results)
+
+    def save(self, outcome: TaskRunOutcome) -> None:
+        """Keep the TaskRun readable, as `kubectl get taskrun -o yaml` would show it."""
+        name = outcome.object["metadata"]["name"]
+        (self.run_dir / name / "taskrun.yaml").write_text(json.dumps(outcome.object, indent=2))
 
     def _table(
         self, plan: TaskRunPlan, values: dict[str, Value], results_dir: Path, home: Path

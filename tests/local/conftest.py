@@ -1,0 +1,57 @@
+"""Run YAML through ``tekton-mlops run`` and read back the finished object."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tekton_mlops.cli import main
+
+
+@dataclass
+class Finished:
+    exit_code: int
+    object: dict[str, Any]
+    log: str
+
+    @property
+    def condition(self) -> dict[str, Any]:
+        return self.object["status"]["conditions"][0]  # type: ignore[no-any-return]
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return {r["name"]: r["value"] for r in self.object["status"].get("results") or []}
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        return {s["name"]: s["reason"] for s in self.object["status"].get("skippedTasks") or []}
+
+    def taskrun(self, run_dir: Path, task: str) -> dict[str, Any]:
+        """The TaskRun object a pipeline task produced (kept in the run directory)."""
+        name = self.object["metadata"]["name"]
+        return yaml.safe_load((run_dir / name / f"{name}-{task}" / "taskrun.yaml").read_text())
+
+
+@pytest.fixture
+def tekton(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """``tekton(yaml_text, *cli_args)`` -> Finished."""
+
+    def run(text: str, *args: str) -> Finished:
+        path = tmp_path / "run.yaml"
+        documents = re.split(r"(?m)^\s*---\s*$", text)
+        path.write_text("---\n".join(textwrap.dedent(d) for d in documents))
+        outcome = CliRunner().invoke(
+            main, ["run", str(path), "--run-dir", str(tmp_path / "runs"), *args],
+            catch_exceptions=False,
+        )
+        finished = yaml.safe_load(outcome.stdout) if outcome.stdout.strip() else {}
+        return Finished(outcome.exit_code, finished, outcome.stderr)
+
+    return run
