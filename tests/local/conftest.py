@@ -48,7 +48,8 @@ def tekton(tmp_path: Path):  # type: ignore[no-untyped-def]
         documents = re.split(r"(?m)^\s*---\s*$", text)
         path.write_text("---\n".join(textwrap.dedent(d) for d in documents))
         outcome = CliRunner().invoke(
-            main, ["run", str(path), "--run-dir", str(tmp_path / "runs"), *args],
+            main,
+            ["run", str(path), "--run-dir", str(tmp_path / "runs"), *args],
             catch_exceptions=False,
         )
         finished = yaml.safe_load(outcome.stdout) if outcome.stdout.strip() else {}

@@ -59,8 +59,15 @@ def test_task_tests_run_yaml(tekton, task: str) -> None:  # type: ignore[no-unty
 
 
 def test_fetch_data_tests_run_yaml(tekton, s3_server, s3_secret) -> None:  # type: ignore[no-untyped-def]
-    run = tekton(catalog_file("task/fetch-data/0.1/tests/run.yaml"), "--catalog", str(CATALOG),
-                 "--param", f"s3-endpoint={s3_server.endpoint}", "--secrets-dir", str(s3_secret))
+    run = tekton(
+        catalog_file("task/fetch-data/0.1/tests/run.yaml"),
+        "--catalog",
+        str(CATALOG),
+        "--param",
+        f"s3-endpoint={s3_server.endpoint}",
+        "--secrets-dir",
+        str(s3_secret),
+    )
     assert run.exit_code == 0, run.log
     assert run.condition["message"] == "Tasks Completed: 3 (Failed: 0, Cancelled 0), Skipped: 0"
 
@@ -70,8 +77,14 @@ def test_pipeline_tests_run_yaml(tekton, s3, s3_server, s3_secret, tmp_path) -> 
     s3.upload_file(str(write_iris(tmp_path / "iris.csv")), "tekton-mlops-test", "iris/iris.csv")
     run = tekton(
         catalog_file("pipeline/train-and-deploy/0.1/tests/run.yaml", revision_to_head=True),
-        "--git-mirror", f"{PROJECT_URL}={REPO}", "--param", "catalog-revision=HEAD",
-        "--param", f"s3-endpoint-url={s3_server.endpoint}", "--secrets-dir", str(s3_secret),
+        "--git-mirror",
+        f"{PROJECT_URL}={REPO}",
+        "--param",
+        "catalog-revision=HEAD",
+        "--param",
+        f"s3-endpoint-url={s3_server.endpoint}",
+        "--secrets-dir",
+        str(s3_secret),
     )
     assert run.exit_code == 0, run.log
     assert run.results["passed"] == "true"
@@ -82,8 +95,12 @@ def test_pipeline_local_sample(tekton, tmp_path) -> None:  # type: ignore[no-unt
     data = write_iris(tmp_path / "data" / "iris.csv")
     run = tekton(
         catalog_file("pipeline/train-and-deploy/0.1/samples/run-locally.yaml"),
-        "--git-mirror", f"{PROJECT_URL}={REPO}", "--param", f"dataset-uri={data.as_uri()}",
-        "--param", "target-column=species",
+        "--git-mirror",
+        f"{PROJECT_URL}={REPO}",
+        "--param",
+        f"dataset-uri={data.as_uri()}",
+        "--param",
+        "target-column=species",
     )
     assert run.exit_code == 0, run.log
     assert run.results["passed"] == "true"
@@ -93,10 +110,17 @@ def test_pipeline_s3_sample(tekton, s3, s3_server, s3_secret, tmp_path) -> None:
     s3.create_bucket(Bucket="datasets")
     s3.upload_file(str(write_iris(tmp_path / "iris.csv")), "datasets", "iris/iris.csv")
     run = tekton(
-        catalog_file("pipeline/train-and-deploy/0.1/samples/train-from-s3.yaml",
-                     revision_to_head=True),
-        "--git-mirror", f"{PROJECT_URL}={REPO}", "--param", "catalog-revision=HEAD",
-        "--param", f"s3-endpoint-url={s3_server.endpoint}", "--secrets-dir", str(s3_secret),
+        catalog_file(
+            "pipeline/train-and-deploy/0.1/samples/train-from-s3.yaml", revision_to_head=True
+        ),
+        "--git-mirror",
+        f"{PROJECT_URL}={REPO}",
+        "--param",
+        "catalog-revision=HEAD",
+        "--param",
+        f"s3-endpoint-url={s3_server.endpoint}",
+        "--secrets-dir",
+        str(s3_secret),
     )
     assert run.exit_code == 0, run.log
     assert run.condition["reason"] == "Succeeded"
@@ -105,26 +129,47 @@ def test_pipeline_s3_sample(tekton, s3, s3_server, s3_secret, tmp_path) -> None:
 def test_fetch_samples(tekton, s3, s3_server, s3_secret, tmp_path) -> None:  # type: ignore[no-untyped-def]
     s3.create_bucket(Bucket="datasets")
     s3.upload_file(str(write_iris(tmp_path / "iris.csv")), "datasets", "iris/iris.csv")
-    single = tekton(catalog_file("task/fetch-data/0.1/samples/fetch-from-s3.yaml"),
-                    "--catalog", str(CATALOG), "--param", f"endpoint-url={s3_server.endpoint}",
-                    "--secrets-dir", str(s3_secret))
+    single = tekton(
+        catalog_file("task/fetch-data/0.1/samples/fetch-from-s3.yaml"),
+        "--catalog",
+        str(CATALOG),
+        "--param",
+        f"endpoint-url={s3_server.endpoint}",
+        "--secrets-dir",
+        str(s3_secret),
+    )
     assert single.exit_code == 0, single.log
     digest = single.results["dataset-digest"]
     # The prefix sample pins a root digest: that of this store's iris/ prefix.
-    prefix = tekton(catalog_file("task/fetch-data/0.1/samples/fetch-prefix-archive.yaml"),
-                    "--catalog", str(CATALOG), "--param", f"sha256={digest}",
-                    "--param", f"endpoint-url={s3_server.endpoint}",
-                    "--param", "addressing-style=path", "--secrets-dir", str(s3_secret))
+    prefix = tekton(
+        catalog_file("task/fetch-data/0.1/samples/fetch-prefix-archive.yaml"),
+        "--catalog",
+        str(CATALOG),
+        "--param",
+        f"sha256={digest}",
+        "--param",
+        f"endpoint-url={s3_server.endpoint}",
+        "--param",
+        "addressing-style=path",
+        "--secrets-dir",
+        str(s3_secret),
+    )
     assert prefix.exit_code == 0, prefix.log
     assert prefix.results["dataset-digest"] == digest
 
 
 def test_train_and_evaluate_samples_share_a_claim(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
     write_iris(tmp_path / "pvcs" / "ml-workspace" / "dataset" / "iris.csv")
-    train = tekton(catalog_file("task/train-model/0.1/samples/train-random-forest.yaml"),
-                   "--catalog", str(CATALOG))
+    train = tekton(
+        catalog_file("task/train-model/0.1/samples/train-random-forest.yaml"),
+        "--catalog",
+        str(CATALOG),
+    )
     assert train.exit_code == 0, train.log
-    evaluate = tekton(catalog_file("task/evaluate-model/0.1/samples/evaluate-with-thresholds.yaml"),
-                      "--catalog", str(CATALOG))
+    evaluate = tekton(
+        catalog_file("task/evaluate-model/0.1/samples/evaluate-with-thresholds.yaml"),
+        "--catalog",
+        str(CATALOG),
+    )
     assert evaluate.exit_code == 0, evaluate.log
     assert evaluate.results["passed"] == "true"

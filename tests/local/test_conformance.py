@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,9 @@ spec:
 
 
 def test_taskrun_success_with_results_of_each_type(tekton) -> None:  # type: ignore[no-untyped-def]
-    run = tekton(TASKRUN.format(name="results") + """
+    run = tekton(
+        TASKRUN.format(name="results")
+        + """
       taskSpec:
         results:
           - name: text
@@ -35,11 +36,16 @@ def test_taskrun_success_with_results_of_each_type(tekton) -> None:  # type: ign
               printf hello > $(results.text.path)
               printf '["x","y"]' > $(results.list.path)
               printf '{"a":"b"}' > $(results.map.path)
-    """)
+    """
+    )
     assert run.exit_code == 0, run.log
-    assert run.condition == {**run.condition, "type": "Succeeded", "status": "True",
-                             "reason": "Succeeded",
-                             "message": "All Steps have completed executing"}
+    assert run.condition == {
+        **run.condition,
+        "type": "Succeeded",
+        "status": "True",
+        "reason": "Succeeded",
+        "message": "All Steps have completed executing",
+    }
     assert run.results == {"text": "hello", "list": ["x", "y"], "map": {"a": "b"}}
     step = run.object["status"]["steps"][0]
     assert step["name"] == "write"
@@ -49,7 +55,9 @@ def test_taskrun_success_with_results_of_each_type(tekton) -> None:  # type: ign
 
 
 def test_failing_step_fails_the_taskrun_and_skips_the_rest(tekton) -> None:  # type: ignore[no-untyped-def]
-    run = tekton(TASKRUN.format(name="fails") + """
+    run = tekton(
+        TASKRUN.format(name="fails")
+        + """
       taskSpec:
         steps:
           - name: fail
@@ -58,7 +66,8 @@ def test_failing_step_fails_the_taskrun_and_skips_the_rest(tekton) -> None:  # t
           - name: after
             image: alpine
             script: echo never
-    """)
+    """
+    )
     assert run.exit_code == 1
     assert run.condition["status"] == "False"
     assert run.condition["reason"] == "Failed"
@@ -68,7 +77,9 @@ def test_failing_step_fails_the_taskrun_and_skips_the_rest(tekton) -> None:  # t
 
 
 def test_on_error_continue(tekton) -> None:  # type: ignore[no-untyped-def]
-    run = tekton(TASKRUN.format(name="continue") + """
+    run = tekton(
+        TASKRUN.format(name="continue")
+        + """
       taskSpec:
         steps:
           - name: flaky
@@ -78,7 +89,8 @@ def test_on_error_continue(tekton) -> None:  # type: ignore[no-untyped-def]
           - name: after
             image: alpine
             script: echo ran
-    """)
+    """
+    )
     assert run.exit_code == 0, run.log
     steps = run.object["status"]["steps"]
     assert steps[0]["terminated"]["exitCode"] == 7
@@ -88,7 +100,9 @@ def test_on_error_continue(tekton) -> None:  # type: ignore[no-untyped-def]
 
 def test_params_string_array_object_and_defaults(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "out.txt"
-    run = tekton(TASKRUN.format(name="params") + f"""
+    run = tekton(
+        TASKRUN.format(name="params")
+        + f"""
       params:
         - name: flags
           value: ["-a", "-b c"]
@@ -110,13 +124,16 @@ def test_params_string_array_object_and_defaults(tekton, tmp_path) -> None:  # t
             command: [bash, -c, 'printf "%s|" "$@" > {out}', --]
             args: ["$(params.greeting)", "$(params.flags[*])", "$(params.flags[1])",
                    "$(params.config.url):$(params.config.port)"]
-    """)
+    """
+    )
     assert run.exit_code == 0, run.log
     assert out.read_text() == "hi|-a|-b c|-b c|example.org:80|"
 
 
 def test_missing_param_fails_validation(tekton) -> None:  # type: ignore[no-untyped-def]
-    run = tekton(TASKRUN.format(name="missing") + """
+    run = tekton(
+        TASKRUN.format(name="missing")
+        + """
       taskSpec:
         params:
           - name: needed
@@ -124,14 +141,17 @@ def test_missing_param_fails_validation(tekton) -> None:  # type: ignore[no-unty
           - name: s
             image: alpine
             script: echo "$(params.needed)"
-    """)
+    """
+    )
     assert run.exit_code == 1
     assert run.condition["reason"] == "TaskRunValidationFailed"
     assert "missing parameters: [needed]" in run.condition["message"]
 
 
 def test_results_over_4096_bytes_fail(tekton) -> None:  # type: ignore[no-untyped-def]
-    run = tekton(TASKRUN.format(name="big") + """
+    run = tekton(
+        TASKRUN.format(name="big")
+        + """
       taskSpec:
         results:
           - name: big
@@ -141,7 +161,8 @@ def test_results_over_4096_bytes_fail(tekton) -> None:  # type: ignore[no-untype
             script: |
               #!/usr/bin/env python3
               open("$(results.big.path)", "w").write("x" * 5000)
-    """)
+    """
+    )
     assert run.exit_code == 1
     assert run.condition["message"] == (
         "Termination message is above max allowed size 4096, caused by large task result."
@@ -153,7 +174,9 @@ def test_step_template_env_secrets_and_working_dir(tekton, tmp_path) -> None:  #
     secrets.mkdir(parents=True)
     (secrets / "value").write_text("s3cr3t")
     out = tmp_path / "env.txt"
-    run = tekton(TASKRUN.format(name="env") + f"""
+    run = tekton(
+        TASKRUN.format(name="env")
+        + f"""
       taskSpec:
         stepTemplate:
           env:
@@ -182,13 +205,18 @@ def test_step_template_env_secrets_and_working_dir(tekton, tmp_path) -> None:  #
       name: settings
     data:
       mode: fast
-    """, "--secrets-dir", str(tmp_path / "secrets"))
+    """,
+        "--secrets-dir",
+        str(tmp_path / "secrets"),
+    )
     assert run.exit_code == 0, run.log
     assert out.read_text().strip() == f"blue large s3cr3t fast {tmp_path}/wd"
 
 
 def test_missing_secret_is_a_config_error(tekton) -> None:  # type: ignore[no-untyped-def]
-    run = tekton(TASKRUN.format(name="nosecret") + """
+    run = tekton(
+        TASKRUN.format(name="nosecret")
+        + """
       taskSpec:
         steps:
           - name: s
@@ -198,19 +226,22 @@ def test_missing_secret_is_a_config_error(tekton) -> None:  # type: ignore[no-un
                 valueFrom:
                   secretKeyRef: {name: absent, key: k}
             script: echo
-    """)
+    """
+    )
     assert run.exit_code == 1
     assert run.condition["reason"] == "CreateContainerConfigError"
 
 
 def test_workspaces_empty_dir_optional_local_and_secret(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
     local = tmp_path / "mine"
-    run = tekton(TASKRUN.format(name="ws") + f"""
+    run = tekton(
+        TASKRUN.format(name="ws")
+        + """
       workspaces:
         - name: scratch
-          emptyDir: {{}}
+          emptyDir: {}
         - name: mine
-          emptyDir: {{}}
+          emptyDir: {}
         - name: creds
           secret:
             secretName: creds
@@ -229,9 +260,10 @@ def test_workspaces_empty_dir_optional_local_and_secret(tekton, tmp_path) -> Non
           - name: read
             image: alpine
             script: |
-              cat $(workspaces.scratch.path)/f > $(workspaces.mine.path)/copy
-              cat $(workspaces.creds.path)/user >> $(workspaces.mine.path)/copy
-              echo "[$(workspaces.extra.bound)][$(workspaces.extra.path)]" >> $(workspaces.mine.path)/copy
+              out=$(workspaces.mine.path)/copy
+              cat $(workspaces.scratch.path)/f > $out
+              cat $(workspaces.creds.path)/user >> $out
+              echo "[$(workspaces.extra.bound)][$(workspaces.extra.path)]" >> $out
     ---
     apiVersion: v1
     kind: Secret
@@ -239,21 +271,27 @@ def test_workspaces_empty_dir_optional_local_and_secret(tekton, tmp_path) -> Non
       name: creds
     stringData:
       user: alice
-    """, "--workspace", f"mine={local}")
+    """,
+        "--workspace",
+        f"mine={local}",
+    )
     assert run.exit_code == 0, run.log
     # The secret value has no newline of its own, as `kubectl create secret` stores it.
     assert (local / "copy").read_text() == "shared\nalice[false][]\n"
 
 
 def test_taskrun_timeout(tekton) -> None:  # type: ignore[no-untyped-def]
-    run = tekton(TASKRUN.format(name="slow") + """
+    run = tekton(
+        TASKRUN.format(name="slow")
+        + """
       timeout: 1s
       taskSpec:
         steps:
           - name: sleep
             image: alpine
             script: sleep 30
-    """)
+    """
+    )
     assert run.exit_code == 1
     assert run.condition["reason"] == "TaskRunTimeout"
     assert run.condition["message"] == 'TaskRun "slow" failed to finish within "1s"'
@@ -262,7 +300,9 @@ def test_taskrun_timeout(tekton) -> None:  # type: ignore[no-untyped-def]
 
 def test_script_shebangs_and_context(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "out"
-    run = tekton(TASKRUN.format(name="scripts") + f"""
+    run = tekton(
+        TASKRUN.format(name="scripts")
+        + f"""
       taskSpec:
         steps:
           - name: python
@@ -274,7 +314,8 @@ def test_script_shebangs_and_context(tekton, tmp_path) -> None:  # type: ignore[
             image: busybox
             script: |
               echo "sh:$0" | sed 's|/.*/|/|' >> {out}
-    """)
+    """
+    )
     assert run.exit_code == 0, run.log
     lines = out.read_text().splitlines()
     assert lines[0] == "py:scripts:scripts"
@@ -325,7 +366,9 @@ spec:
 
 
 def test_results_flow_between_tasks_and_into_pipeline_results(tekton) -> None:  # type: ignore[no-untyped-def]
-    run = tekton(PIPELINERUN.format(name="flow") + """
+    run = tekton(
+        PIPELINERUN.format(name="flow")
+        + """
       params:
         - name: word
           value: tekton
@@ -356,14 +399,16 @@ def test_results_flow_between_tasks_and_into_pipeline_results(tekton) -> None:  
                 - name: s
                   image: alpine
                   script: printf "%s" "$(params.w)-2" > $(results.out.path)
-    """)
+    """
+    )
     assert run.exit_code == 0, run.log
     assert run.condition["reason"] == "Succeeded"
     assert run.condition["message"] == "Tasks Completed: 2 (Failed: 0, Cancelled 0), Skipped: 0"
     assert run.results == {"final": "tekton-1-2"}
     refs = run.object["status"]["childReferences"]
     assert [(r["kind"], r["name"], r["pipelineTaskName"]) for r in refs] == [
-        ("TaskRun", "flow-first", "first"), ("TaskRun", "flow-second", "second")
+        ("TaskRun", "flow-first", "first"),
+        ("TaskRun", "flow-second", "second"),
     ]
 
 
@@ -382,15 +427,21 @@ def test_independent_tasks_run_in_parallel(tekton, tmp_path) -> None:  # type: i
                     for i in $(seq 100); do [ -e {flags}/{other} ] && exit 0; sleep 0.1; done
                     exit 1
     """
-    run = tekton(PIPELINERUN.format(name="parallel") + """
+    run = tekton(
+        PIPELINERUN.format(name="parallel")
+        + """
       pipelineSpec:
-        tasks:""" + task.format(me="a", other="b", flags=flags) + task.format(
-        me="b", other="a", flags=flags))
+        tasks:"""
+        + task.format(me="a", other="b", flags=flags)
+        + task.format(me="b", other="a", flags=flags)
+    )
     assert run.exit_code == 0, run.log
 
 
 def test_when_expressions_skip_with_reason(tekton) -> None:  # type: ignore[no-untyped-def]
-    run = tekton(PIPELINERUN.format(name="when") + """
+    run = tekton(
+        PIPELINERUN.format(name="when")
+        + """
       params:
         - {name: env, value: dev}
       pipelineSpec:
@@ -410,7 +461,8 @@ def test_when_expressions_skip_with_reason(tekton) -> None:  # type: ignore[no-u
             runAfter: [prod-only]
             taskSpec:
               steps: [{name: s, image: alpine, script: "true"}]
-    """)
+    """
+    )
     assert run.exit_code == 0, run.log
     assert run.condition["reason"] == "Completed"
     assert run.condition["message"] == "Tasks Completed: 2 (Failed: 0, Cancelled 0), Skipped: 1"
@@ -419,7 +471,9 @@ def test_when_expressions_skip_with_reason(tekton) -> None:  # type: ignore[no-u
 
 def test_failure_stops_the_dag_and_finally_sees_statuses(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "finally.txt"
-    run = tekton(PIPELINERUN.format(name="stop") + f"""
+    run = tekton(
+        PIPELINERUN.format(name="stop")
+        + f"""
       pipelineSpec:
         tasks:
           - name: ok
@@ -446,7 +500,8 @@ def test_failure_stops_the_dag_and_finally_sees_statuses(tekton, tmp_path) -> No
                 - name: s
                   image: alpine
                   script: echo "$(params.all) $(params.ok) $(params.broken) $(params.never)" > {out}
-    """)
+    """
+    )
     assert run.exit_code == 1
     assert run.condition["reason"] == "Failed"
     assert run.condition["message"] == "Tasks Completed: 3 (Failed: 1, Cancelled 0), Skipped: 1"
@@ -456,7 +511,9 @@ def test_failure_stops_the_dag_and_finally_sees_statuses(tekton, tmp_path) -> No
 
 def test_retries(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
     marker = tmp_path / "attempted"
-    run = tekton(PIPELINERUN.format(name="retry") + f"""
+    run = tekton(
+        PIPELINERUN.format(name="retry")
+        + f"""
       pipelineSpec:
         tasks:
           - name: flaky
@@ -468,7 +525,8 @@ def test_retries(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
                   script: |
                     echo "$(context.task.retry-count)" >> {marker}
                     [ "$(context.task.retry-count)" = 1 ]
-    """)
+    """
+    )
     assert run.exit_code == 0, run.log
     assert marker.read_text() == "0\n1\n"
     taskrun = run.taskrun(tmp_path / "runs", "flaky")
@@ -476,7 +534,9 @@ def test_retries(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_pipeline_timeout(tekton) -> None:  # type: ignore[no-untyped-def]
-    run = tekton(PIPELINERUN.format(name="late") + """
+    run = tekton(
+        PIPELINERUN.format(name="late")
+        + """
       timeouts:
         pipeline: 2s
       pipelineSpec:
@@ -488,7 +548,8 @@ def test_pipeline_timeout(tekton) -> None:  # type: ignore[no-untyped-def]
             runAfter: [slow]
             taskSpec:
               steps: [{name: s, image: alpine, script: "true"}]
-    """)
+    """
+    )
     assert run.exit_code == 1
     assert run.condition["reason"] == "PipelineRunTimeout"
     assert run.condition["message"] == 'PipelineRun "late" failed to finish within "2s"'
@@ -496,14 +557,17 @@ def test_pipeline_timeout(tekton) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_missing_pipeline_param(tekton) -> None:  # type: ignore[no-untyped-def]
-    run = tekton(PIPELINERUN.format(name="noparam") + """
+    run = tekton(
+        PIPELINERUN.format(name="noparam")
+        + """
       pipelineSpec:
         params: [{name: needed}]
         tasks:
           - name: t
             taskSpec:
               steps: [{name: s, image: alpine, script: "true"}]
-    """)
+    """
+    )
     assert run.exit_code == 1
     assert run.condition["reason"] == "ParameterMissing"
 
@@ -540,19 +604,25 @@ def test_task_applied_from_the_same_file(tekton) -> None:  # type: ignore[no-unt
 
 
 def test_unknown_task_and_hub_resolver(tekton) -> None:  # type: ignore[no-untyped-def]
-    unknown = tekton(TASKRUN.format(name="nope") + """
+    unknown = tekton(
+        TASKRUN.format(name="nope")
+        + """
       taskRef:
         name: does-not-exist
-    """)
+    """
+    )
     assert unknown.exit_code == 1
     assert unknown.condition["reason"] == "CouldntGetTask"
-    hub = tekton(TASKRUN.format(name="hub") + """
+    hub = tekton(
+        TASKRUN.format(name="hub")
+        + """
       taskRef:
         resolver: hub
         params:
           - {name: name, value: git-clone}
           - {name: version, value: "0.9"}
-    """)
+    """
+    )
     assert hub.exit_code == 1
     assert "Artifact Hub on the internet" in hub.condition["message"]
 
@@ -569,7 +639,9 @@ def test_git_resolver_on_a_local_repository(tekton, tmp_path) -> None:  # type: 
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "v1"], check=True)
-    text = TASKRUN.format(name="from-git") + f"""
+    text = (
+        TASKRUN.format(name="from-git")
+        + f"""
       taskRef:
         resolver: git
         params:
@@ -577,11 +649,15 @@ def test_git_resolver_on_a_local_repository(tekton, tmp_path) -> None:  # type: 
           - {{name: revision, value: main}}
           - {{name: pathInRepo, value: task/hello.yaml}}
     """
+    )
     run = tekton(text)
     assert run.exit_code == 0, run.log
     assert run.results == {"out": "v1"}
-    mirrored = tekton(text.replace(f"file://{repo}", "https://git.example.org/r.git"),
-                      "--git-mirror", f"https://git.example.org/r.git={repo}")
+    mirrored = tekton(
+        text.replace(f"file://{repo}", "https://git.example.org/r.git"),
+        "--git-mirror",
+        f"https://git.example.org/r.git={repo}",
+    )
     assert mirrored.results == {"out": "v1"}
     unmapped = tekton(text.replace(f"file://{repo}", "https://git.example.org/r.git"))
     assert unmapped.condition["reason"] == "CouldntGetTask"
@@ -594,21 +670,30 @@ def test_git_resolver_on_a_local_repository(tekton, tmp_path) -> None:  # type: 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("""
+        (
+            """
       taskSpec:
         steps:
           - {name: s, image: alpine, script: echo $(params.nothing)}
-""", "$(params.nothing): no param 'nothing'"),
-        ("""
+""",
+            "$(params.nothing): no param 'nothing'",
+        ),
+        (
+            """
       taskRef: {name: a}
       taskSpec:
         steps: [{name: s, image: alpine, script: "true"}]
-""", "expected exactly one, got both"),
-        ("""
+""",
+            "expected exactly one, got both",
+        ),
+        (
+            """
       taskSpec:
         steps:
           - {name: s, image: alpine, script: "true", command: [echo]}
-""", "has both script and command"),
+""",
+            "has both script and command",
+        ),
     ],
 )
 def test_rejected_as_tekton_would(tekton, spec: str, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -619,7 +704,9 @@ def test_rejected_as_tekton_would(tekton, spec: str, message: str) -> None:  # t
 
 
 def test_cycle_is_rejected(tekton) -> None:  # type: ignore[no-untyped-def]
-    run = tekton(PIPELINERUN.format(name="cycle") + """
+    run = tekton(
+        PIPELINERUN.format(name="cycle")
+        + """
       pipelineSpec:
         tasks:
           - name: a
@@ -628,7 +715,8 @@ def test_cycle_is_rejected(tekton) -> None:  # type: ignore[no-untyped-def]
           - name: b
             runAfter: [a]
             taskSpec: {steps: [{name: s, image: alpine, script: "true"}]}
-    """)
+    """
+    )
     assert run.exit_code == 2
     assert "cycle" in run.log
 

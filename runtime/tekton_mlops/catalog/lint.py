@@ -286,11 +286,8 @@ class Linter:
             name, _, field = rest.rpartition(".")
             if name not in workspaces or field not in WORKSPACE_FIELDS:
                 self.report(doc, key, "reference", f"$({expression}): no workspace {name!r}")
-        elif head == "context":
-            if rest not in TASK_CONTEXT:
-                self.report(
-                    doc, key, "reference", f"$({expression}): unknown Task context variable"
-                )
+        elif head == "context" and rest not in TASK_CONTEXT:
+            self.report(doc, key, "reference", f"$({expression}): unknown Task context variable")
         # Anything else (e.g. a shell's $(pwd)) is not Tekton's to check.
         return set()
 
@@ -636,11 +633,10 @@ class Linter:
                 self.report(
                     doc, key, "reference", f"$({expression}): no pipeline workspace {name!r}"
                 )
-        elif head == "context":
-            if rest not in PIPELINE_CONTEXT:
-                self.report(
-                    doc, key, "reference", f"$({expression}): unknown Pipeline context variable"
-                )
+        elif head == "context" and rest not in PIPELINE_CONTEXT:
+            self.report(
+                doc, key, "reference", f"$({expression}): unknown Pipeline context variable"
+            )
         return ""
 
     def _referenced_task(self, task: dict[str, Any]) -> dict[str, Any] | None:

@@ -293,6 +293,11 @@ class TaskRunExecutor:
                 f"  step {plan.name}/{name} {reason.lower()} "
                 f"(exit {outcome.exit_code}, {took:.1f} s)"
             )
+            if outcome.exit_code != 0 and not continued:
+                # The step's own last words say why; the full log stays in the run directory.
+                tail = invocation.log_file.read_text(errors="replace").splitlines()[-5:]
+                for line in tail:
+                    self.log(f"    | {line}")
             if outcome.timed_out:
                 timed_out = True
             elif outcome.exit_code != 0 and not continued:
