@@ -291,7 +291,7 @@ class TaskRunExecutor:
             took = outcome.finished - outcome.started
             self.log(
                 f"  step {plan.name}/{name} {reason.lower()} "
-                f"(exit {outcome.exit_code}, {took:.1f} s)"
+                f"(exit {outcome.exit_code}, {took:.2f} s)"
             )
             if outcome.exit_code != 0 and not continued:
                 # The step's own last words say why; the full log stays in the run directory.
