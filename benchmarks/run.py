@@ -195,21 +195,42 @@ def bench_executor() -> list[Row]:
     work = Path(tempfile.mkdtemp(prefix="bench-executor-", dir=REPO / ".bench"))
     try:
         data = work / "cancer.csv"
-        subprocess.run([str(BIN / "python"), "-c", (
-            "import csv,sys\nfrom sklearn.datasets import load_breast_cancer\n"
-            "d=load_breast_cancer()\nw=csv.writer(open(sys.argv[1],'w',newline=''))\n"
-            "w.writerow([n.replace(' ','_') for n in d.feature_names]+['diagnosis'])\n"
-            "w.writerows([*map(float,r),int(t)] for r,t in zip(d.data,d.target))"), str(data)],
-            check=True)
+        subprocess.run(
+            [
+                str(BIN / "python"),
+                "-c",
+                (
+                    "import csv,sys\nfrom sklearn.datasets import load_breast_cancer\n"
+                    "d=load_breast_cancer()\nw=csv.writer(open(sys.argv[1],'w',newline=''))\n"
+                    "w.writerow([n.replace(' ','_') for n in d.feature_names]+['diagnosis'])\n"
+                    "w.writerows([*map(float,r),int(t)] for r,t in zip(d.data,d.target))"
+                ),
+                str(data),
+            ],
+            check=True,
+        )
         sample = REPO / "catalog/pipeline/train-and-deploy/0.1/samples/run-locally.yaml"
         overheads, walls, steps_total = [], [], []
         for _ in range(3):
             start = time.perf_counter()
             done = subprocess.run(
-                [CLI, "run", str(sample), "-o", "none", "--run-dir", str(work / "runs"),
-                 "--git-mirror", f"https://github.com/tekton-mlops/tekton-mlops.git={REPO}",
-                 "--param", f"dataset-uri={data.as_uri()}"],
-                capture_output=True, text=True, check=True)
+                [
+                    CLI,
+                    "run",
+                    str(sample),
+                    "-o",
+                    "none",
+                    "--run-dir",
+                    str(work / "runs"),
+                    "--git-mirror",
+                    f"https://github.com/tekton-mlops/tekton-mlops.git={REPO}",
+                    "--param",
+                    f"dataset-uri={data.as_uri()}",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             wall = time.perf_counter() - start
             # The pipeline is a chain, so its critical path is the sum of its steps.
             steps = sum(float(t) for t in re.findall(r"\(exit \d+, ([\d.]+) s\)", done.stderr))
@@ -226,11 +247,20 @@ def bench_executor() -> list[Row]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return [
-        ("executor overhead on the train-and-deploy demo (wall - sum of step times)",
-         f"{overhead:.2f} s of {wall:.2f} s", "the steps themselves", f"{steps:.2f} s",
-         f"{100 * overhead / wall:.1f}% of wall time (goal < 5%)"),
-        ("two independent 3 s tasks", f"{parallel:.2f} s", "run one after the other",
-         "6.00 s", f"{parallel / 6:.2f}x of serial (ideal 0.50x)"),
+        (
+            "executor overhead on the train-and-deploy demo (wall - sum of step times)",
+            f"{overhead:.2f} s of {wall:.2f} s",
+            "the steps themselves",
+            f"{steps:.2f} s",
+            f"{100 * overhead / wall:.1f}% of wall time (goal < 5%)",
+        ),
+        (
+            "two independent 3 s tasks",
+            f"{parallel:.2f} s",
+            "run one after the other",
+            "6.00 s",
+            f"{parallel / 6:.2f}x of serial (ideal 0.50x)",
+        ),
     ]
 
 

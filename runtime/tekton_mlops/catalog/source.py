@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from tekton_mlops.yamlio import Loader
+
 Key = tuple[str | int, ...]
 _SCALARS = yaml.constructor.SafeConstructor()
 
@@ -49,7 +51,7 @@ def load(path: Path) -> list[Document]:
     """Every document of a YAML file (raises yaml.YAMLError on a syntax error)."""
     text = path.read_text()
     documents = []
-    for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+    for node in yaml.compose_all(text, Loader=Loader):
         lines: dict[Key, int] = {}
         data = _construct(node, (), lines)
         documents.append(Document(path, data, lines, node.start_mark.line + 1))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import secrets
+import os
 import sys
 import threading
 import time
@@ -11,20 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
+
+from tekton_mlops.yamlio import dump, load_all
 
 RUN_KINDS = ("TaskRun", "PipelineRun")
-
-
-class _PlainDumper(yaml.SafeDumper):
-    """kubectl never prints YAML anchors; neither do we."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def dump(obj: Any) -> str:
-    return yaml.dump(obj, Dumper=_PlainDumper, sort_keys=False)
 
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -127,7 +117,7 @@ def run(
     from tekton_mlops.local.admission import WEBHOOK, rejections
     from tekton_mlops.local.cluster import Cluster
 
-    documents = [d for d in yaml.safe_load_all(file.read_text()) if isinstance(d, dict)]
+    documents = [d for d in load_all(file.read_text()) if isinstance(d, dict)]
     runs = [d for d in documents if d.get("kind") in RUN_KINDS]
     if len(runs) != 1:
         click.echo(
@@ -152,7 +142,7 @@ def run(
 
     meta = resource.setdefault("metadata", {})
     if not meta.get("name"):
-        meta["name"] = (meta.get("generateName") or "run-") + secrets.token_hex(3)[:5]
+        meta["name"] = (meta.get("generateName") or "run-") + os.urandom(3).hex()[:5]
     overrides = _pairs(params, "NAME")
     spec = resource.setdefault("spec", {})
     given = {p["name"]: p for p in spec.get("params") or []}

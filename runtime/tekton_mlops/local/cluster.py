@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tekton_mlops.errors import MlopsError
+from tekton_mlops.yamlio import load, load_all
 
 KINDS = ("Task", "Pipeline", "StepAction", "ConfigMap", "Secret", "PersistentVolumeClaim")
 
@@ -47,7 +46,7 @@ class Cluster:
         for path in sorted(root.rglob("*.yaml")):
             if path.parent.name in ("samples", "tests"):
                 continue
-            for document in yaml.safe_load_all(path.read_text()):
+            for document in load_all(path.read_text()):
                 if isinstance(document, dict) and document.get("kind") in ("Task", "Pipeline"):
                     self.apply(document)
 
@@ -133,7 +132,7 @@ class Cluster:
         if shown.returncode != 0:
             detail = shown.stderr.strip().splitlines()[-1] if shown.stderr.strip() else ""
             raise ResolutionError(failure, f"git resolver: {path} at {revision} in {url}: {detail}")
-        document = yaml.safe_load(shown.stdout)
+        document = load(shown.stdout)
         if not isinstance(document, dict):
             raise ResolutionError(failure, f"git resolver: {path} is not a Tekton resource")
         return document

@@ -120,9 +120,10 @@ class PipelineRunExecutor:
 
         states = {t["name"]: TaskState(t) for t in spec.get("tasks") or []}
         finals = {t["name"]: TaskState(t, is_finally=True) for t in spec.get("finally") or []}
-        try:  # Tekton resolves every Task before it starts the first one
-            for state in [*states.values(), *finals.values()]:
-                self._resolve(state, table)
+        try:  # Tekton resolves every Task before it starts the first one; so do we, at once
+            everyone = [*states.values(), *finals.values()]
+            with ThreadPoolExecutor(max_workers=max(1, len(everyone))) as pool:
+                list(pool.map(lambda state: self._resolve(state, table), everyone))
         except ResolutionError as exc:
             return fail(exc.reason, str(exc))
         children: list[dict[str, Any]] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import secrets
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -180,7 +180,7 @@ class TaskRunExecutor:
             "metadata": {
                 "name": plan.name,
                 "namespace": "default",
-                "uid": secrets.token_hex(8),
+                "uid": os.urandom(8).hex(),
                 "labels": plan.labels,
             },
             "spec": plan.run_spec,
