@@ -245,63 +245,25 @@ def test_extract_needs_an_archive_source(run_step, tmp_path) -> None:  # type: i
     assert "--extract='true': the source must be a single .tar" in outcome.output
 
 
-def test_server_stopped_mid_download_leaves_nothing(bucket, s3, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # A server of its own: this test kills it.
-    server = start_moto()
-    try:
-        import boto3
+def interrupt_a_slow_fetch(
+    endpoint: str, bucket: str, tmp_path: Path, interrupt
+) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """Fetch a 24 MiB object part by part; call ``interrupt(process)`` once data flows.
 
-        own = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1")
-        own.create_bucket(Bucket="fault")
-        own.put_object(Bucket="fault", Key="big.bin", Body=os.urandom(24 << 20))
-        out = tmp_path / "data"
-        process = subprocess.Popen(
-            [
-                CLI,
-                "fetch-data",
-                "--source=s3://fault/big.bin",
-                f"--output={out}",
-                f"--endpoint-url={server.endpoint}",
-                "--part-size-mib=1",
-                "--max-concurrency=1",
-                f"--results-dir={tmp_path}/results",
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "TEKTON_MLOPS_PROGRESS_INTERVAL": "0"},
-        )
-        assert process.stderr is not None
-        log = []
-        for line in process.stderr:
-            log.append(line)
-            if "downloading" in line and "%" in line:
-                server.stop()  # mid-transfer: some parts are in, most are not
-                break
-        log.extend(process.stderr)
-        assert process.wait(timeout=120) == 1, "".join(log)
-    finally:
-        server.process.kill()
-    errors = [line for line in log if line.startswith("error:")]
-    assert len(errors) == 1, "".join(log)
-    assert "s3://fault/big.bin" in errors[0]
-    assert "Traceback" not in "".join(log)
-    assert leftovers(tmp_path) == []  # no output, no staging directory, no results
-
-
-def test_sigterm_mid_download_leaves_nothing(s3_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # Tekton stops a timed-out or cancelled step with SIGTERM.
+    Returns the step's exit code and its log.
+    """
     import boto3
 
-    own = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
-    own.create_bucket(Bucket="interrupt")
-    own.put_object(Bucket="interrupt", Key="big.bin", Body=os.urandom(24 << 20))
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="big.bin", Body=os.urandom(24 << 20))
     process = subprocess.Popen(
         [
             CLI,
             "fetch-data",
-            "--source=s3://interrupt/big.bin",
+            f"--source=s3://{bucket}/big.bin",
             f"--output={tmp_path}/data",
-            f"--endpoint-url={s3_server.endpoint}",
+            f"--endpoint-url={endpoint}",
             "--part-size-mib=1",
             "--max-concurrency=1",
             f"--results-dir={tmp_path}/results",
@@ -315,9 +277,33 @@ def test_sigterm_mid_download_leaves_nothing(s3_server, tmp_path) -> None:  # ty
     for line in process.stderr:
         log.append(line)
         if "downloading" in line and "%" in line:
-            process.terminate()
+            interrupt(process)  # mid-transfer: some parts are in, most are not
             break
     log.extend(process.stderr)
-    assert process.wait(timeout=60) == 130, "".join(log)
-    assert "error: interrupted; partial output was removed" in "".join(log)
+    return process.wait(timeout=120), "".join(log)
+
+
+def test_server_stopped_mid_download_leaves_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server = start_moto()  # a server of its own: this test kills it
+    try:
+        code, log = interrupt_a_slow_fetch(
+            server.endpoint, "fault", tmp_path, lambda process: server.stop()
+        )
+    finally:
+        server.process.kill()
+    assert code == 1, log
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, log
+    assert "s3://fault/big.bin" in errors[0]
+    assert "Traceback" not in log
+    assert leftovers(tmp_path) == []  # no output, no staging directory, no results
+
+
+def test_sigterm_mid_download_leaves_nothing(s3_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Tekton stops a timed-out or cancelled step with SIGTERM.
+    code, log = interrupt_a_slow_fetch(
+        s3_server.endpoint, "interrupt", tmp_path, lambda process: process.terminate()
+    )
+    assert code == 130, log
+    assert "error: interrupted; partial output was removed" in log
     assert leftovers(tmp_path) == []

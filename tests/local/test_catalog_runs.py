@@ -38,6 +38,11 @@ def write_iris(path: Path) -> Path:
     return path
 
 
+def iris_in_bucket(s3, bucket: str, key: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    s3.create_bucket(Bucket=bucket)
+    s3.upload_file(str(write_iris(tmp_path / "iris.csv")), bucket, key)
+
+
 @pytest.fixture
 def s3_secret(tmp_path: Path) -> Path:
     """Secrets as a cluster would hold them, for the moto server's test credentials."""
@@ -73,8 +78,7 @@ def test_fetch_data_tests_run_yaml(tekton, s3_server, s3_secret) -> None:  # typ
 
 
 def test_pipeline_tests_run_yaml(tekton, s3, s3_server, s3_secret, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    s3.create_bucket(Bucket="tekton-mlops-test")
-    s3.upload_file(str(write_iris(tmp_path / "iris.csv")), "tekton-mlops-test", "iris/iris.csv")
+    iris_in_bucket(s3, "tekton-mlops-test", "iris/iris.csv", tmp_path)
     run = tekton(
         catalog_file("pipeline/train-and-deploy/0.1/tests/run.yaml", revision_to_head=True),
         "--git-mirror",
@@ -107,8 +111,7 @@ def test_pipeline_local_sample(tekton, tmp_path) -> None:  # type: ignore[no-unt
 
 
 def test_pipeline_s3_sample(tekton, s3, s3_server, s3_secret, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    s3.create_bucket(Bucket="datasets")
-    s3.upload_file(str(write_iris(tmp_path / "iris.csv")), "datasets", "iris/iris.csv")
+    iris_in_bucket(s3, "datasets", "iris/iris.csv", tmp_path)
     run = tekton(
         catalog_file(
             "pipeline/train-and-deploy/0.1/samples/train-from-s3.yaml", revision_to_head=True
@@ -127,8 +130,7 @@ def test_pipeline_s3_sample(tekton, s3, s3_server, s3_secret, tmp_path) -> None:
 
 
 def test_fetch_samples(tekton, s3, s3_server, s3_secret, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    s3.create_bucket(Bucket="datasets")
-    s3.upload_file(str(write_iris(tmp_path / "iris.csv")), "datasets", "iris/iris.csv")
+    iris_in_bucket(s3, "datasets", "iris/iris.csv", tmp_path)
     single = tekton(
         catalog_file("task/fetch-data/0.1/samples/fetch-from-s3.yaml"),
         "--catalog",
