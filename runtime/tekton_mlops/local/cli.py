@@ -220,11 +220,6 @@ def execute(
 
 def summarize(finished: dict[str, Any], here: Path, log: Log) -> None:
     condition = (finished.get("status", {}).get("conditions") or [{}])[0]
-    rows = []
-    if finished["kind"] == "PipelineRun":
-        for child in finished["status"].get("childReferences") or []:
-            path = here / child["name"] / ".." / f"{child['name']}.yaml"
-            rows.append((child["pipelineTaskName"], path))
     lines = [
         f"{finished['kind']} {finished['metadata']['name']}: "
         f"{condition.get('reason')} ({condition.get('message')})"
