@@ -731,3 +731,148 @@ def test_v1beta1_is_rejected(tekton) -> None:  # type: ignore[no-untyped-def]
     """)
     assert run.exit_code == 2
     assert "tekton.dev/v1" in run.log
+
+
+def test_matrix_fan_out_include_and_aggregated_results(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run = tekton(
+        PIPELINERUN.format(name="mx")
+        + """
+      pipelineSpec:
+        results:
+          - name: squares
+            value: $(tasks.square.results.out)
+        tasks:
+          - name: square
+            displayName: squares of a few numbers
+            matrix:
+              params:
+                - {name: n, value: ["1", "2", "3"]}
+              include:
+                - name: note-two
+                  params: [{name: n, value: "2"}, {name: note, value: even}]
+                - name: add-ten
+                  params: [{name: n, value: "10"}]
+            taskSpec:
+              params: [{name: n}, {name: note, default: "-"}]
+              results: [{name: out}]
+              steps:
+                - name: s
+                  image: alpine
+                  script: |
+                    n=$(params.n)
+                    printf "%s%s" "$((n * n))" "$(params.note)" > $(results.out.path)
+          - name: count
+            params:
+              - {name: len, value: $(tasks.square.matrix.length)}
+              - {name: results-len, value: $(tasks.square.matrix.out.length)}
+            taskSpec:
+              params: [{name: len}, {name: results-len}]
+              results: [{name: both}]
+              steps:
+                - name: s
+                  image: alpine
+                  script: |
+                    printf "%s/%s" "$(params.len)" "$(params.results-len)" \
+                      > $(results.both.path)
+    """
+    )
+    assert run.exit_code == 0, run.log
+    assert run.results == {"squares": ["1-", "4even", "9-", "100-"]}
+    refs = run.object["status"]["childReferences"]
+    assert [r["name"] for r in refs] == [
+        "mx-square-0",
+        "mx-square-1",
+        "mx-square-2",
+        "mx-square-3",
+        "mx-count",
+    ]
+    assert refs[0]["displayName"] == "squares of a few numbers"
+    assert run.taskrun(tmp_path / "runs", "count")["status"]["results"][0]["value"] == "4/4"
+
+
+def test_matrix_with_an_empty_array_is_skipped(tekton) -> None:  # type: ignore[no-untyped-def]
+    run = tekton(
+        PIPELINERUN.format(name="empty")
+        + """
+      params:
+        - {name: items, value: []}
+      pipelineSpec:
+        params: [{name: items, type: array}]
+        tasks:
+          - name: each
+            matrix:
+              params: [{name: item, value: "$(params.items[*])"}]
+            taskSpec:
+              params: [{name: item}]
+              steps: [{name: s, image: alpine, script: "true"}]
+    """
+    )
+    assert run.exit_code == 0, run.log
+    assert run.skipped == {"each": "Matrix Parameters have an empty array"}
+
+
+def test_sidecar_ready_before_steps_and_stopped_after(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import free_port
+
+    port = free_port()
+    run = tekton(
+        TASKRUN.format(name="sidecar")
+        + f"""
+      taskSpec:
+        results: [{{name: status}}]
+        sidecars:
+          - name: web
+            image: python
+            command: [python3, -m, http.server, "{port}", --bind, 127.0.0.1]
+            readinessProbe:
+              tcpSocket: {{port: {port}}}
+        steps:
+          - name: get
+            image: python
+            script: |
+              #!/usr/bin/env python3
+              import urllib.request
+              status = urllib.request.urlopen("http://127.0.0.1:{port}/").status
+              open("$(results.status.path)", "w").write(str(status))
+    """
+    )
+    assert run.exit_code == 0, run.log
+    assert run.results == {"status": "200"}
+    sidecar = run.object["status"]["sidecars"][0]
+    assert sidecar["container"] == "sidecar-web"
+    assert sidecar["terminated"] == {"exitCode": 0, "reason": "Completed"}
+    import socket
+
+    with pytest.raises(ConnectionRefusedError):  # stopped once the steps were done
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+def test_args_only_steps_use_the_image_entrypoint(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    run = tekton(
+        TASKRUN.format(name="entry")
+        + f"""
+      taskSpec:
+        steps:
+          - name: bash
+            image: docker.io/library/bash:5.2
+            args: [-c, "echo via-bash > {out}"]
+          - name: busybox
+            image: busybox
+            args: [sh, -c, "echo via-busybox >> {out}"]
+    """
+    )
+    assert run.exit_code == 0, run.log
+    assert out.read_text() == "via-bash\nvia-busybox\n"
+    unknown = tekton(
+        TASKRUN.format(name="unknown")
+        + """
+      taskSpec:
+        steps:
+          - name: s
+            image: registry.example/tools/mystery:1.0
+            args: [--flag]
+    """
+    )
+    assert unknown.exit_code == 1
+    assert "cannot emulate the entrypoint of registry.example/tools/mystery:1.0" in unknown.log

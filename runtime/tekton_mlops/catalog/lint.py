@@ -610,6 +610,16 @@ class Linter:
                 if rest != "status" and name not in tasks:
                     self.report(doc, key, "reference", f"$({expression}): no task {name!r}")
                 return ""
+            if ".matrix." in rest:  # $(tasks.<t>.matrix.length), $(tasks.<t>.matrix.<r>.length)
+                name = rest.split(".matrix.")[0]
+                if name not in tasks:
+                    self.report(doc, key, "reference", f"$({expression}): no task {name!r}")
+                    return ""
+                if "matrix" not in tasks[name]:
+                    self.report(
+                        doc, key, "reference", f"$({expression}): task {name!r} has no matrix"
+                    )
+                return name
             name, _, tail = rest.partition(".results.")
             result = tail.split(".")[0].split("[")[0]
             if name not in tasks:

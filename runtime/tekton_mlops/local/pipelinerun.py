@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -21,11 +22,64 @@ from tekton_mlops.local.taskrun import (
 from tekton_mlops.local.timing import format_duration, parse_duration, timestamp
 from tekton_mlops.local.variables import Unresolved, Value, references, substitute
 
-RESULT_REF = re.compile(r"^tasks\.([^.]+)\.results\.([^.\[]+)")
+RESULT_REF = re.compile(r"^tasks\.([^.]+)\.(results|matrix)\.")
 SKIP_WHEN = "When Expressions evaluated to false"
 SKIP_RESULTS = "Results were missing"
 SKIP_STOPPING = "PipelineRun was stopping"
 SKIP_TIMEOUT = "PipelineRun timeout has been reached"
+SKIP_EMPTY_MATRIX = "Matrix Parameters have an empty array"
+
+
+@dataclass
+class TaskOutcome:
+    """What one pipeline task did: one TaskRun, or one per matrix combination."""
+
+    runs: list[TaskRunOutcome]
+    matrixed: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return all(run.succeeded for run in self.runs)
+
+    @property
+    def condition(self) -> dict[str, Any]:
+        failed = [run for run in self.runs if not run.succeeded]
+        return (failed or self.runs)[0].condition
+
+    @property
+    def results(self) -> dict[str, Value]:
+        if not self.matrixed:
+            return self.runs[0].results
+        # A matrixed task's string results become arrays, in combination order.
+        names = {name for run in self.runs for name in run.results}
+        return {
+            name: [str(run.results[name]) for run in self.runs if name in run.results]
+            for name in sorted(names)
+        }
+
+
+def combinations(matrix: dict[str, Any], table: dict[str, Value]) -> list[dict[str, Value]]:
+    """The matrix's combinations, with Tekton's rules for include entries."""
+    params = substitute(matrix.get("params") or [], table, strict=True)
+    names = [p["name"] for p in params]
+    values = [p["value"] if isinstance(p["value"], list) else [p["value"]] for p in params]
+    combos: list[dict[str, Value]] = (
+        [dict(zip(names, product, strict=True)) for product in itertools.product(*values)]
+        if names
+        else []
+    )
+    for entry in substitute(matrix.get("include") or [], table, strict=True):
+        given = {p["name"]: p["value"] for p in entry.get("params") or []}
+        overlap = {k: v for k, v in given.items() if k in names}
+        extra = {k: v for k, v in given.items() if k not in names}
+        matched = [c for c in combos if all(c.get(k) == v for k, v in overlap.items())]
+        if matched and (overlap or names):
+            for combo in matched:
+                for key, value in extra.items():
+                    combo.setdefault(key, value)
+        else:
+            combos.append(dict(given))
+    return combos
 
 
 @dataclass
@@ -34,7 +88,7 @@ class TaskState:
     is_finally: bool = False
     state: str = "pending"  # pending, running, succeeded, failed, skipped
     skip_reason: str = ""
-    outcome: TaskRunOutcome | None = None
+    outcome: TaskOutcome | None = None
     spec: dict[str, Any] = field(default_factory=dict)  # the resolved Task spec
     task_name: str = ""
 
@@ -194,7 +248,7 @@ class PipelineRunExecutor:
     ) -> bool:
         """Run a group of tasks to completion; return True when the deadline passed."""
         stopping = False
-        running: dict[Future[TaskRunOutcome], TaskState] = {}
+        running: dict[Future[TaskOutcome], TaskState] = {}
         with ThreadPoolExecutor(max_workers=max(1, len(group))) as pool:
             while True:
                 if deadline is not None and time.monotonic() > deadline:
@@ -214,20 +268,22 @@ class PipelineRunExecutor:
                     if stopping:
                         state.state, state.skip_reason = "skipped", SKIP_STOPPING
                         continue
-                    plan = self._plan(run_name, state, table, workspaces, deadline)
-                    if plan is None:
+                    plans = self._plans(run_name, state, table, workspaces, deadline)
+                    if plans is None:
                         continue  # skipped while planning
                     state.state = "running"
                     self.log(f"task {state.name} started")
-                    children.append(
-                        {
+                    for plan in plans:
+                        child = {
                             "apiVersion": "tekton.dev/v1",
                             "kind": "TaskRun",
                             "name": plan.name,
                             "pipelineTaskName": state.name,
                         }
-                    )
-                    running[pool.submit(self._run_with_retries, state, plan)] = state
+                        if state.task.get("displayName"):
+                            child["displayName"] = substitute(state.task["displayName"], table)
+                        children.append(child)
+                    running[pool.submit(self._run_all, state, plans)] = state
                 if not running:
                     return False
                 done, _ = wait(
@@ -241,11 +297,15 @@ class PipelineRunExecutor:
                     if state.state == "failed" and not state.is_finally:
                         stopping = True
 
-    def _record(self, state: TaskState, outcome: TaskRunOutcome, table: dict[str, Value]) -> None:
+    def _record(self, state: TaskState, outcome: TaskOutcome, table: dict[str, Value]) -> None:
         state.outcome = outcome
         state.state = "succeeded" if outcome.succeeded else "failed"
         for result, value in outcome.results.items():
             table[f"tasks.{state.name}.results.{result}"] = value
+            if outcome.matrixed:
+                table[f"tasks.{state.name}.matrix.{result}.length"] = str(len(value))
+        if outcome.matrixed:
+            table[f"tasks.{state.name}.matrix.length"] = str(len(outcome.runs))
         condition = outcome.condition
         self.log(f"task {state.name} {state.state} ({condition['reason']}: {condition['message']})")
 
@@ -258,6 +318,13 @@ class PipelineRunExecutor:
         resolved = self.cluster.resolve("Task", reference)
         state.spec = resolved.get("spec") or {}
         state.task_name = resolved["metadata"]["name"]
+
+    def _run_all(self, state: TaskState, plans: list[TaskRunPlan]) -> TaskOutcome:
+        if len(plans) == 1 and "matrix" not in state.task:
+            return TaskOutcome([self._run_with_retries(state, plans[0])])
+        with ThreadPoolExecutor(max_workers=len(plans)) as pool:
+            runs = list(pool.map(lambda plan: self._run_with_retries(state, plan), plans))
+        return TaskOutcome(runs, matrixed=True)
 
     def _run_with_retries(self, state: TaskState, plan: TaskRunPlan) -> TaskRunOutcome:
         retries = int(state.task.get("retries") or 0)
@@ -273,25 +340,28 @@ class PipelineRunExecutor:
             self.taskruns.save(outcome)
         return outcome
 
-    def _plan(
+    def _plans(
         self,
         run_name: str,
         state: TaskState,
         table: dict[str, Value],
         workspaces: dict[str, Workspace],
         deadline: float | None,
-    ) -> TaskRunPlan | None:
+    ) -> list[TaskRunPlan] | None:
+        """One TaskRun plan (or one per matrix combination); None when the task is skipped."""
         task = state.task
         try:
             when = substitute(task.get("when") or [], table, strict=True)
             params = substitute(task.get("params") or [], table, strict=True)
+            combos = combinations(task["matrix"], table) if "matrix" in task else [{}]
         except Unresolved:
-            state.state, state.skip_reason = "skipped", SKIP_RESULTS
-            self.log(f"task {state.name} skipped ({SKIP_RESULTS})")
+            self._skip(state, SKIP_RESULTS)
             return None
         if not _evaluate_when(when):
-            state.state, state.skip_reason = "skipped", SKIP_WHEN
-            self.log(f"task {state.name} skipped ({SKIP_WHEN})")
+            self._skip(state, SKIP_WHEN)
+            return None
+        if not combos:
+            self._skip(state, SKIP_EMPTY_MATRIX)
             return None
         bound: dict[str, Workspace] = {}
         for binding in task.get("workspaces") or []:
@@ -302,26 +372,37 @@ class PipelineRunExecutor:
             path.mkdir(parents=True, exist_ok=True)
             bound[binding["name"]] = Workspace(path, source.claim, source.volume)
         timeout = parse_duration(task["timeout"]) if task.get("timeout") else 3600.0
-        return TaskRunPlan(
-            name=f"{run_name}-{state.name}",
-            task_name=state.task_name,
-            spec=state.spec,
-            params={p["name"]: p["value"] for p in params},
-            workspaces=bound,
-            timeout=timeout,
-            deadline=deadline,
-            labels={
-                "tekton.dev/pipelineRun": run_name,
-                "tekton.dev/pipelineTask": state.name,
-                "tekton.dev/task": state.task_name,
-            },
-            run_spec={
-                "params": params,
-                "taskRef" if "taskRef" in task else "taskSpec": task.get("taskRef")
-                or task.get("taskSpec"),
-            },
-            extra_context={"context.pipelineRun.name": run_name},
-        )
+        plans = []
+        for index, combo in enumerate(combos):
+            given = {p["name"]: p["value"] for p in params} | combo
+            suffix = f"-{index}" if "matrix" in task else ""
+            plans.append(
+                TaskRunPlan(
+                    name=f"{run_name}-{state.name}{suffix}",
+                    task_name=state.task_name,
+                    spec=state.spec,
+                    params=given,
+                    workspaces=bound,
+                    timeout=timeout,
+                    deadline=deadline,
+                    labels={
+                        "tekton.dev/pipelineRun": run_name,
+                        "tekton.dev/pipelineTask": state.name,
+                        "tekton.dev/task": state.task_name,
+                    },
+                    run_spec={
+                        "params": [{"name": k, "value": v} for k, v in given.items()],
+                        "taskRef" if "taskRef" in task else "taskSpec": task.get("taskRef")
+                        or task.get("taskSpec"),
+                    },
+                    extra_context={"context.pipelineRun.name": run_name},
+                )
+            )
+        return plans
+
+    def _skip(self, state: TaskState, reason: str) -> None:
+        state.state, state.skip_reason = "skipped", reason
+        self.log(f"task {state.name} skipped ({reason})")
 
     @staticmethod
     def _pipeline_results(

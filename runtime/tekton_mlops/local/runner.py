@@ -23,6 +23,24 @@ from typing import IO
 #: Exit code reported for a step stopped by its timeout (SIGKILL, as a container).
 TIMEOUT_EXIT = 137
 
+#: What common images run when a step gives only args: their ENTRYPOINT (empty when the image
+#: has none, so the first arg is the program, as Kubernetes runs it).
+ENTRYPOINTS: dict[str, list[str]] = {
+    "bash": ["bash"],
+    "busybox": [],
+    "alpine": [],
+    "ubuntu": [],
+    "debian": [],
+    "python": [],
+    "runtime": ["tekton-mlops"],  # this project's runtime image
+}
+
+
+def image_entrypoint(image: str) -> list[str] | None:
+    """The emulated ENTRYPOINT of an image, or None when it is unknown."""
+    name = image.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
+    return ENTRYPOINTS.get(name)
+
 
 @dataclass(frozen=True)
 class StepInvocation:
@@ -61,6 +79,12 @@ class ProcessRunner:
         self.echo = echo
         self.bin_dir = str(Path(sys.executable).parent)
 
+    def note(self, step: StepInvocation, text: str) -> None:
+        """A message of the runner's own, kept in the step's log."""
+        with step.log_file.open("a") as log:
+            log.write(text + "\n")
+        self.echo(text)
+
     def base_env(self, home: Path, results_dir: Path) -> dict[str, str]:
         # A container starts with little: no developer credentials leak into steps.
         keep = ("LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "PYTHONHASHSEED")
@@ -71,7 +95,8 @@ class ProcessRunner:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def argv(self, step: StepInvocation, scripts_dir: Path) -> list[str]:
+    def argv(self, step: StepInvocation, scripts_dir: Path) -> list[str] | None:
+        """The command line; None when an args-only step's image cannot be emulated."""
         if step.script:
             script = scripts_dir / f"script-{step.name}"
             script.write_text(step.script)
@@ -79,14 +104,47 @@ class ProcessRunner:
             if step.script.startswith("#!"):
                 return [str(script), *step.args]
             return ["sh", str(script), *step.args]
-        return [*step.command, *step.args]
+        if step.command:
+            return [*step.command, *step.args]
+        entrypoint = image_entrypoint(step.image)
+        return None if entrypoint is None else [*entrypoint, *step.args]
+
+    def start(self, step: StepInvocation, scripts_dir: Path) -> subprocess.Popen[bytes] | None:
+        """Start a sidecar in the background; None when it cannot be started."""
+        argv = self.argv(step, scripts_dir)
+        if not argv:
+            return None
+        step.working_dir.mkdir(parents=True, exist_ok=True)
+        log = step.log_file.open("ab")
+        try:
+            return subprocess.Popen(
+                argv,
+                cwd=step.working_dir,
+                env=step.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError:
+            return None
+        finally:
+            log.close()
 
     def run(self, step: StepInvocation, scripts_dir: Path) -> StepOutcome:
         argv = self.argv(step, scripts_dir)
         started = time.time()
         step.working_dir.mkdir(parents=True, exist_ok=True)
+        if argv is None:
+            self.note(
+                step,
+                f"the process runner cannot emulate the entrypoint of {step.image}; "
+                "give the step a command or a script",
+            )
+            return StepOutcome(127, False, started, time.time())
         if not step.script and argv and shutil.which(argv[0], path=step.env.get("PATH")) is None:
-            self.echo(f"{argv[0]}: command not found (image {step.image} is emulated locally)")
+            self.note(
+                step, f"{argv[0]}: command not found (image {step.image} is emulated locally)"
+            )
             return StepOutcome(127, False, started, time.time())
         with step.log_file.open("ab") as log:
             try:
@@ -99,7 +157,7 @@ class ProcessRunner:
                     start_new_session=True,
                 )
             except OSError as exc:
-                self.echo(f"cannot start step: {exc}")
+                self.note(step, f"cannot start step: {exc}")
                 return StepOutcome(127, False, started, time.time())
             assert process.stdout is not None
             pump = threading.Thread(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tekton_mlops.local.cluster import Cluster, ResolutionError
+from tekton_mlops.local.probes import wait_ready
 from tekton_mlops.local.runner import ProcessRunner, StepInvocation
 from tekton_mlops.local.timing import format_duration, timestamp
 from tekton_mlops.local.variables import Value, substitute
@@ -230,6 +231,109 @@ class TaskRunExecutor:
             ]
         except ResolutionError as exc:
             return finish(False, exc.reason, str(exc))
+        sidecars = []
+        for raw in plan.spec.get("sidecars") or []:
+            sidecar = substitute(raw, table)
+            name = sidecar.get("name", "sidecar")
+            invocation = self._invocation(
+                sidecar, name, here, home, results_dir, None, log_name=f"sidecar-{name}"
+            )
+            process = self.runner.start(invocation, scripts)
+            sidecars.append((name, process))
+            if process is None or not wait_ready(sidecar.get("readinessProbe"), process):
+                self._stop(sidecars, status)
+                return finish(False, "Failed", f'sidecar "{name}" did not become ready')
+            self.log(f"  sidecar {plan.name}/{name} ready")
+        try:
+            failed_step, timed_out = self._steps(
+                plan, steps, table, here, home, results_dir, scripts, deadline, status
+            )
+        except ResolutionError as exc:
+            return finish(False, exc.reason, f"Failed to create pod due to config error: {exc}")
+        finally:
+            self._stop(sidecars, status)
+        if timed_out:
+            return finish(
+                False,
+                "TaskRunTimeout",
+                f'TaskRun "{plan.name}" failed to finish within "{format_duration(plan.timeout)}"',
+            )
+        results = self._results(plan.spec, results_dir)
+        if termination_message_size(results) > RESULTS_BUDGET:
+            return finish(
+                False,
+                "Failed",
+                f"Termination message is above max allowed size {RESULTS_BUDGET}, "
+                "caused by large task result.",
+            )
+        if failed_step:
+            return finish(False, "Failed", failed_step, results)
+        return finish(True, "Succeeded", "All Steps have completed executing", results)
+
+    def _invocation(
+        self,
+        step: dict[str, Any],
+        name: str,
+        here: Path,
+        home: Path,
+        results_dir: Path,
+        deadline: float | None,
+        log_name: str = "",
+    ) -> StepInvocation:
+        env = self.runner.base_env(home, results_dir) | _env(step, self.cluster)
+        return StepInvocation(
+            name=name,
+            image=str(step.get("image", "")),
+            command=list(step.get("command") or []),
+            args=[str(a) for a in step.get("args") or []],
+            script=str(step.get("script") or ""),
+            env=env,
+            working_dir=Path(step.get("workingDir") or str(here / "workspace")),
+            log_file=here / "logs" / f"{log_name or name}.log",
+            deadline=deadline,
+        )
+
+    @staticmethod
+    def _stop(sidecars: list[tuple[str, Any]], status: dict[str, Any]) -> None:
+        """Stop sidecars once the steps are done, as Tekton does, and record how they ended."""
+        states = []
+        for name, process in sidecars:
+            code = 1 if process is None else process.poll()
+            if code is None:  # still running: stopped the way Tekton stops it, ending with 0
+                assert process is not None
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except Exception:  # noqa: BLE001 - a sidecar that ignores SIGTERM gets killed
+                    process.kill()
+                    process.wait()
+                code = 0
+            states.append(
+                {
+                    "name": name,
+                    "container": f"sidecar-{name}",
+                    "terminated": {
+                        "exitCode": code if code >= 0 else 128 - code,
+                        "reason": "Completed" if code == 0 else "Error",
+                    },
+                }
+            )
+        if states:
+            status["sidecars"] = states
+
+    def _steps(
+        self,
+        plan: TaskRunPlan,
+        steps: list[dict[str, Any]],
+        table: dict[str, Value],
+        here: Path,
+        home: Path,
+        results_dir: Path,
+        scripts: Path,
+        deadline: float | None,
+        status: dict[str, Any],
+    ) -> tuple[str, bool]:
+        """Run the steps in order; return the failure message (or "") and whether time ran out."""
         failed_step = ""
         timed_out = False
         for index, raw in enumerate(steps):
@@ -246,22 +350,7 @@ class TaskRunExecutor:
                 )
                 continue
             step = substitute(raw, table)
-            try:
-                env = self.runner.base_env(home, results_dir) | _env(step, self.cluster)
-            except ResolutionError as exc:
-                return finish(False, exc.reason, f"Failed to create pod due to config error: {exc}")
-            workdir = step.get("workingDir") or str(here / "workspace")
-            invocation = StepInvocation(
-                name=name,
-                image=str(step.get("image", "")),
-                command=list(step.get("command") or []),
-                args=[str(a) for a in step.get("args") or []],
-                script=str(step.get("script") or ""),
-                env=env,
-                working_dir=Path(workdir),
-                log_file=here / "logs" / f"{name}.log",
-                deadline=deadline,
-            )
+            invocation = self._invocation(step, name, here, home, results_dir, deadline)
             self.log(f"  step {plan.name}/{name} started")
             outcome = self.runner.run(invocation, scripts)
             continued = outcome.exit_code != 0 and step.get("onError") == "continue"
@@ -303,24 +392,7 @@ class TaskRunExecutor:
             elif outcome.exit_code != 0 and not continued:
                 failed_step = f'"{container}" exited with code {outcome.exit_code}'
 
-        if timed_out:
-            limit = plan.timeout or (0 if deadline is None else plan.timeout)
-            return finish(
-                False,
-                "TaskRunTimeout",
-                f'TaskRun "{plan.name}" failed to finish within "{format_duration(limit)}"',
-            )
-        results = self._results(plan.spec, results_dir)
-        if termination_message_size(results) > RESULTS_BUDGET:
-            return finish(
-                False,
-                "Failed",
-                f"Termination message is above max allowed size {RESULTS_BUDGET}, "
-                "caused by large task result.",
-            )
-        if failed_step:
-            return finish(False, "Failed", failed_step, results)
-        return finish(True, "Succeeded", "All Steps have completed executing", results)
+        return failed_step, timed_out
 
     def save(self, outcome: TaskRunOutcome) -> None:
         """Keep the TaskRun readable, as `kubectl get taskrun -o yaml` would show it."""

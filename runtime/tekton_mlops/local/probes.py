@@ -1,0 +1,47 @@
+"""Sidecar readiness: Kubernetes' exec, tcpSocket and httpGet probes, polled locally."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import urllib.request
+from typing import Any
+
+READY_TIMEOUT = 60.0
+
+
+def _probe_once(probe: dict[str, Any]) -> bool:
+    if "exec" in probe:
+        command = probe["exec"].get("command") or []
+        return subprocess.run(command, capture_output=True).returncode == 0
+    if "tcpSocket" in probe:
+        target = probe["tcpSocket"]
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            return sock.connect_ex((target.get("host") or "127.0.0.1", int(target["port"]))) == 0
+    if "httpGet" in probe:
+        target = probe["httpGet"]
+        scheme = str(target.get("scheme", "HTTP")).lower()
+        host = target.get("host") or "127.0.0.1"
+        url = f"{scheme}://{host}:{target['port']}{target.get('path', '/')}"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return 200 <= int(response.status) < 400
+        except OSError:
+            return False
+    return True
+
+
+def wait_ready(probe: dict[str, Any] | None, process: Any) -> bool:
+    """True once the probe passes (at once without one); False if the sidecar exits first."""
+    if not probe:
+        return True
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        if _probe_once(probe):
+            return True
+        time.sleep(0.1)
+    return False
