@@ -47,6 +47,10 @@ fmt: $(STAMP) ## Format and fix what ruff can
 	$(BIN)/ruff format runtime tests hack benchmarks
 	$(BIN)/ruff check --fix runtime tests hack benchmarks
 
+image: $(STAMP) ## Build the runtime image with podman (no pulls); prints its reference last
+	hack/system-deps.sh --image
+	hack/image.sh
+
 bench: $(STAMP) ## Run the ratio benchmarks and print their tables
 	hack/system-deps.sh --bench
 	$(BIN)/python benchmarks/run.py
@@ -58,6 +62,6 @@ services: $(STAMP) ## Start the local S3 server (moto) by hand on 127.0.0.1:5000
 	hack/services.sh
 
 clean: ## Remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench .image .tekton-mlops
 
-.PHONY: help dev system-deps test lint docs verify fmt bench demo services clean
+.PHONY: help dev system-deps test lint docs verify fmt image bench demo services clean

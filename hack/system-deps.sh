@@ -7,6 +7,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 debian_packages=()   # the tests of this release need no Debian package yet
 npm_packages=()
+if [[ "${1:-}" == "--image" || "${CI:-}" == "true" ]]; then
+  # Building the runtime image and running steps in containers, pulling nothing.
+  debian_packages+=(podman runc debootstrap uidmap)
+fi
 if [[ "${1:-}" == "--bench" ]]; then
   debian_packages+=(awscli)
   # npm often comes with a Node.js installed outside Debian; use it when it is there.
