@@ -51,6 +51,10 @@ image: $(STAMP) ## Build the runtime image with podman (no pulls); prints its re
 	hack/system-deps.sh --image
 	hack/image.sh
 
+image-test: $(STAMP) ## Build the image, run every step in it as 65532 and the Pipeline with --runner podman
+	hack/system-deps.sh --image
+	$(BIN)/pytest tests/local/test_podman.py $(PYTEST_ARGS)
+
 bench: $(STAMP) ## Run the ratio benchmarks and print their tables
 	hack/system-deps.sh --bench
 	$(BIN)/python benchmarks/run.py
@@ -64,4 +68,4 @@ services: $(STAMP) ## Start the local S3 server (moto) by hand on 127.0.0.1:5000
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench .image .tekton-mlops
 
-.PHONY: help dev system-deps test lint docs verify fmt image bench demo services clean
+.PHONY: help dev system-deps test lint docs verify fmt image image-test bench demo services clean

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import errno
-import os
 from pathlib import Path
 
 import pytest
 
 from tekton_mlops.errors import DestinationError
-from tekton_mlops.storage import publish
 from tekton_mlops.storage.publish import staged_directory
 
 
@@ -52,21 +49,21 @@ def test_overwrite_replaces_content(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
-def test_empty_mount_point_gets_content_moved_in(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A Tekton workspace root is a mount point: renaming it fails with EBUSY.
+def test_existing_destination_is_staged_inside_it(tmp_path: Path) -> None:
+    # A workspace root is a mount point, possibly its own filesystem: moves must stay on it.
     dest = tmp_path / "workspace"
     dest.mkdir()
-    real_rename = os.rename
-
-    def rename(src: os.PathLike[str] | str, dst: os.PathLike[str] | str) -> None:
-        if Path(src) == dest:
-            raise OSError(errno.EBUSY, "Device or resource busy")
-        real_rename(src, dst)
-
-    monkeypatch.setattr(publish.os, "rename", rename)
     with staged_directory(dest) as stage:
+        assert stage.parent == dest
         (stage / "data.csv").write_text("x")
     assert [p.name for p in dest.iterdir()] == ["data.csv"]
     assert [p.name for p in tmp_path.iterdir()] == ["workspace"]
+
+
+def test_staging_left_by_a_killed_run_is_ignored_and_cleared(tmp_path: Path) -> None:
+    dest = tmp_path / "workspace"
+    (dest / ".partial-killed").mkdir(parents=True)
+    (dest / ".partial-killed" / "half.csv").write_text("half")
+    with staged_directory(dest) as stage:  # not refused as "not empty"
+        (stage / "data.csv").write_text("whole")
+    assert [p.name for p in dest.iterdir()] == ["data.csv"]

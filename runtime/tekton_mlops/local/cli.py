@@ -67,10 +67,19 @@ class Log:
 )
 @click.option(
     "--runner",
-    type=click.Choice(["process"]),
+    type=click.Choice(["process", "podman"]),
     default="process",
     show_default=True,
-    help="process: steps run on this machine, the runtime image being this install.",
+    help="process: steps run on this machine, the runtime image being this install; "
+    "podman: each step in its own container, from local images only.",
+)
+@click.option(
+    "--image-map",
+    "image_maps",
+    multiple=True,
+    metavar="REF=LOCAL",
+    help="podman: run the local image LOCAL wherever a step names REF (repeatable). The "
+    "catalog's pinned runtime image maps to the one `make image` builds.",
 )
 @click.option(
     "--secrets-dir",
@@ -104,6 +113,7 @@ def run(
     params: tuple[str, ...],
     workspace_dirs: tuple[str, ...],
     runner: str,
+    image_maps: tuple[str, ...],
     secrets_dir: Path | None,
     catalogs: tuple[Path, ...],
     mirrors: tuple[str, ...],
@@ -153,7 +163,10 @@ def run(
     log = Log()
     here = (run_dir / meta["name"]).resolve()
     here.mkdir(parents=True, exist_ok=True)
-    finished, ok = execute(resource, cluster, here, _pairs(workspace_dirs, "NAME"), log)
+    step_runner = make_runner(runner, _pairs(image_maps, "REF"))
+    finished, ok = execute(
+        resource, cluster, step_runner, here, _pairs(workspace_dirs, "NAME"), log
+    )
     (here / f"{resource['kind'].lower()}.yaml").write_text(dump(finished))
     summarize(finished, here, log)
     if output == "yaml":
@@ -163,19 +176,41 @@ def run(
     sys.exit(0 if ok else 1)
 
 
+def make_runner(kind: str, image_map: dict[str, str]) -> Any:
+    from tekton_mlops import __version__
+    from tekton_mlops.local.runner import ProcessRunner
+
+    if kind == "process":
+        return ProcessRunner(lambda line: None)
+    from tekton_mlops.local.podman import PodmanRunner
+
+    defaults = {}
+    for pinned in (
+        Path("catalog/runtime-image.txt"),
+        Path(__file__).resolve().parents[3] / "catalog" / "runtime-image.txt",
+    ):
+        if pinned.is_file():
+            defaults[pinned.read_text().strip()] = f"localhost/tekton-mlops-runtime:{__version__}"
+    return PodmanRunner(lambda line: None, defaults | image_map)
+
+
 def execute(
-    resource: dict[str, Any], cluster: Any, here: Path, local_dirs: dict[str, str], log: Log
+    resource: dict[str, Any],
+    cluster: Any,
+    step_runner: Any,
+    here: Path,
+    local_dirs: dict[str, str],
+    log: Log,
 ) -> tuple[dict[str, Any], bool]:
     from tekton_mlops.local.cluster import ResolutionError
     from tekton_mlops.local.pipelinerun import PipelineRunExecutor
-    from tekton_mlops.local.runner import ProcessRunner
     from tekton_mlops.local.taskrun import TaskRunExecutor, TaskRunPlan, _condition
     from tekton_mlops.local.timing import parse_duration, timestamp
     from tekton_mlops.local.workspaces import bind_workspaces
 
     spec = resource["spec"]
     name = resource["metadata"]["name"]
-    taskruns = TaskRunExecutor(cluster, ProcessRunner(lambda line: None), here, log)
+    taskruns = TaskRunExecutor(cluster, step_runner, here, log)
     kind = resource["kind"]
     log(f"{kind} {name} started (logs in {here})")
     try:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 #: Exit code reported for a step stopped by its timeout (SIGKILL, as a container).
 TIMEOUT_EXIT = 137
@@ -43,6 +43,15 @@ def image_entrypoint(image: str) -> list[str] | None:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A local directory and where a container sees it."""
+
+    source: Path
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class StepInvocation:
     """A step after substitution: what to run, where and with what."""
 
@@ -55,6 +64,8 @@ class StepInvocation:
     working_dir: Path
     log_file: Path
     deadline: float | None  # time.monotonic() value, or None
+    mounts: tuple[Mount, ...] = ()
+    user: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,18 @@ class StepOutcome:
     timed_out: bool
     started: float
     finished: float
+
+
+class StepRunner(Protocol):
+    """What the TaskRun engine needs of a runner (process or podman)."""
+
+    in_container: bool
+
+    def base_env(self, home: Path, results_dir: Path) -> dict[str, str]: ...
+
+    def run(self, step: StepInvocation, scripts_dir: Path) -> StepOutcome: ...
+
+    def start(self, step: StepInvocation, scripts_dir: Path) -> subprocess.Popen[bytes] | None: ...
 
 
 def _pump(stream: IO[bytes], log: IO[bytes], echo: Callable[[str], None]) -> None:
@@ -74,6 +97,9 @@ def _pump(stream: IO[bytes], log: IO[bytes], echo: Callable[[str], None]) -> Non
 
 class ProcessRunner:
     """Runs steps as local processes."""
+
+    #: Paths in a step are this machine's paths, not a container's.
+    in_container = False
 
     def __init__(self, echo: Callable[[str], None]) -> None:
         self.echo = echo

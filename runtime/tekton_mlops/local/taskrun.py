@@ -12,7 +12,7 @@ from typing import Any
 
 from tekton_mlops.local.cluster import Cluster, ResolutionError
 from tekton_mlops.local.probes import wait_ready
-from tekton_mlops.local.runner import ProcessRunner, StepInvocation
+from tekton_mlops.local.runner import Mount, StepInvocation, StepRunner
 from tekton_mlops.local.timing import format_duration, timestamp
 from tekton_mlops.local.variables import Value, substitute
 from tekton_mlops.results import RESULTS_BUDGET, termination_message_size
@@ -144,6 +144,10 @@ def _env(step: dict[str, Any], cluster: Cluster) -> dict[str, str]:
     return env
 
 
+def _mount_path(workspace: dict[str, Any]) -> str:
+    return str(workspace.get("mountPath") or f"/workspace/{workspace['name']}")
+
+
 def _condition(status: str, reason: str, message: str, when: float) -> dict[str, Any]:
     return {
         "type": "Succeeded",
@@ -156,10 +160,11 @@ def _condition(status: str, reason: str, message: str, when: float) -> dict[str,
 
 class TaskRunExecutor:
     def __init__(
-        self, cluster: Cluster, runner: ProcessRunner, run_dir: Path, log: Callable[[str], None]
+        self, cluster: Cluster, runner: StepRunner, run_dir: Path, log: Callable[[str], None]
     ) -> None:
         self.cluster = cluster
         self.runner = runner
+        self.mounts: tuple[Mount, ...] = ()
         self.run_dir = run_dir
         self.log = log
 
@@ -218,6 +223,7 @@ class TaskRunExecutor:
                     f'declared workspace "{declared["name"]}" is required but has not been bound',
                 )
         table = self._table(plan, values, results_dir, home)
+        self.mounts = self._mounts(plan, results_dir, home)
         deadline = plan.deadline
         if plan.timeout:
             own = time.monotonic() + plan.timeout
@@ -281,6 +287,8 @@ class TaskRunExecutor:
         log_name: str = "",
     ) -> StepInvocation:
         env = self.runner.base_env(home, results_dir) | _env(step, self.cluster)
+        default_dir = "/workspace" if self.runner.in_container else str(here / "workspace")
+        user = (step.get("securityContext") or {}).get("runAsUser")
         return StepInvocation(
             name=name,
             image=str(step.get("image", "")),
@@ -288,10 +296,36 @@ class TaskRunExecutor:
             args=[str(a) for a in step.get("args") or []],
             script=str(step.get("script") or ""),
             env=env,
-            working_dir=Path(step.get("workingDir") or str(here / "workspace")),
+            working_dir=Path(step.get("workingDir") or default_dir),
             log_file=here / "logs" / f"{log_name or name}.log",
             deadline=deadline,
+            mounts=self.mounts,
+            user="" if user is None else str(user),
         )
+
+    def _mounts(self, plan: TaskRunPlan, results_dir: Path, home: Path) -> tuple[Mount, ...]:
+        """Where a container sees the TaskRun's directories, as Tekton mounts them."""
+        if not self.runner.in_container:
+            return ()
+        # Tekton gives every pod an emptyDir at /workspace; workspaces mount beneath it.
+        internal = results_dir.parent / "workspace"
+        internal.mkdir(exist_ok=True)
+        mounts = [
+            Mount(internal, "/workspace"),
+            Mount(results_dir, "/tekton/results"),
+            Mount(home, "/tekton/home"),
+        ]
+        for declared in plan.spec.get("workspaces") or []:
+            bound = plan.workspaces.get(declared["name"])
+            if bound is None or bound.path is None:
+                continue
+            mounts.append(
+                Mount(bound.path, _mount_path(declared), read_only=bool(declared.get("readOnly")))
+            )
+        for mount in mounts:  # steps run as non-root users: let them write, as fsGroup would
+            if not mount.read_only:
+                mount.source.chmod(0o777)
+        return tuple(mounts)
 
     @staticmethod
     def _stop(sidecars: list[tuple[str, Any]], status: dict[str, Any]) -> None:
@@ -409,17 +443,20 @@ class TaskRunExecutor:
             "context.taskRun.uid": plan.name,
             "context.task.name": plan.task_name,
             "context.task.retry-count": str(plan.retry_count),
-            "credentials.path": str(home),
+            "credentials.path": "/tekton/creds" if self.runner.in_container else str(home),
         }
+        inside = self.runner.in_container
         for declared in plan.spec.get("workspaces") or []:
             bound = plan.workspaces.get(declared["name"]) or Workspace(None)
             prefix = f"workspaces.{declared['name']}"
-            table[f"{prefix}.path"] = str(bound.path) if bound.path else ""
+            where = _mount_path(declared) if inside else str(bound.path)
+            table[f"{prefix}.path"] = where if bound.path else ""
             table[f"{prefix}.bound"] = "true" if bound.path else "false"
             table[f"{prefix}.claim"] = bound.claim
             table[f"{prefix}.volume"] = bound.volume
         for result in plan.spec.get("results") or []:
-            table[f"results.{result['name']}.path"] = str(results_dir / result["name"])
+            results_root = Path("/tekton/results") if inside else results_dir
+            table[f"results.{result['name']}.path"] = str(results_root / result["name"])
         table |= plan.extra_context
         return table
 

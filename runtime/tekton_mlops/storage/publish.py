@@ -1,15 +1,16 @@
 """Atomic publication of a step's output directory.
 
-Output is built in a hidden sibling ``.<name>.partial-*`` and renamed into
-place only when complete, so a failed, interrupted or killed step leaves
-nothing at the destination. When the destination is a mount point (a Tekton
-workspace root cannot be renamed), the staged entries are moved in one by one:
-each is atomic, the set is not, and that is said in the docs.
+A new destination is built in a hidden sibling ``.<name>.partial-*`` and renamed
+into place when complete, so a failed, interrupted or killed step leaves
+nothing there. An existing destination (typically a Tekton workspace root, a
+mount point that cannot be renamed and may sit on its own filesystem) gets a
+hidden ``.partial-*`` directory inside it instead, so every move stays on one
+filesystem: each entry moves in atomically, the set does not, and a staging
+directory left by a killed run is ignored and cleared by the next one.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import tempfile
@@ -19,53 +20,51 @@ from pathlib import Path
 
 from tekton_mlops.errors import DestinationError
 
+_INNER_STAGE = ".partial-"
+
+
+def _content(dest: Path) -> list[Path]:
+    """What a directory holds, without staging left behind by an interrupted run."""
+    return [child for child in dest.iterdir() if not child.name.startswith(_INNER_STAGE)]
+
 
 def check_destination(dest: Path, overwrite: bool) -> None:
     """Fail before any work when ``dest`` cannot take new output."""
     if dest.exists() and not dest.is_dir():
         raise DestinationError(f"{dest}: exists and is not a directory")
-    if dest.is_dir() and any(dest.iterdir()) and not overwrite:
+    if dest.is_dir() and _content(dest) and not overwrite:
         raise DestinationError(f"{dest}: not empty (set overwrite to replace its content)")
-    parent = dest.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise DestinationError(f"{parent}: not writable")
+    target = dest
+    while not target.exists():
+        target = target.parent
+    if not os.access(target, os.W_OK):
+        raise DestinationError(f"{target}: not writable")
 
 
 @contextmanager
 def staged_directory(dest: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty staging directory; publish it as ``dest`` on success."""
     check_destination(dest, overwrite)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    if dest.exists():
+        stage = Path(tempfile.mkdtemp(prefix=_INNER_STAGE, dir=dest))
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
     try:
         yield stage
-        _publish(stage, dest)
+        if stage.parent == dest:
+            _replace_content(stage, dest)
+        else:
+            os.rename(stage, dest)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
 
 
-def _publish(stage: Path, dest: Path) -> None:
-    if not dest.exists():
-        os.rename(stage, dest)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-    try:
-        os.rename(dest, old / "content")
-    except OSError as exc:
-        if exc.errno not in (errno.EBUSY, errno.EXDEV, errno.EPERM, errno.EACCES):
-            raise
-        old.rmdir()
-        _replace_children(stage, dest)  # dest is a mount point: it stays, its content moves
-        return
-    os.rename(stage, dest)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _replace_children(stage: Path, dest: Path) -> None:
+def _replace_content(stage: Path, dest: Path) -> None:
     for child in dest.iterdir():
+        if child == stage:
+            continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:

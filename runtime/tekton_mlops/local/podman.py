@@ -1,0 +1,139 @@
+"""The podman runner: every step in its own container, mounted as Tekton mounts it.
+
+Workspaces appear at ``/workspace/<name>`` (or their ``mountPath``), results at
+``/tekton/results``, scripts at ``/tekton/scripts`` and the home directory at
+``/tekton/home``; a workspace a Task declares ``readOnly`` is mounted read-only.
+Nothing is pulled: an image must exist locally, or be mapped to one with
+``--image-map REF=LOCAL`` (the catalog's pinned runtime image maps to the one
+``make image`` built).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from tekton_mlops.local.runner import TIMEOUT_EXIT, StepInvocation, StepOutcome, _pump
+
+CONTAINERS_CONF = Path(__file__).resolve().parents[3] / "hack" / "containers.conf"
+
+
+class PodmanRunner:
+    """Runs steps with ``podman run``; the same interface as ProcessRunner."""
+
+    in_container = True
+
+    def __init__(self, echo: Callable[[str], None], image_map: dict[str, str]) -> None:
+        self.echo = echo
+        self.image_map = image_map
+        self.env = dict(os.environ)
+        if CONTAINERS_CONF.is_file() and "CONTAINERS_CONF" not in self.env:
+            self.env["CONTAINERS_CONF"] = str(CONTAINERS_CONF)
+
+    def note(self, step: StepInvocation, text: str) -> None:
+        with step.log_file.open("a") as log:
+            log.write(text + "\n")
+        self.echo(text)
+
+    def base_env(self, home: Path, results_dir: Path) -> dict[str, str]:
+        # As in a pod: the image's own environment, plus what Tekton sets.
+        return {"HOME": "/tekton/home", "TEKTON_RESULTS_DIR": "/tekton/results"}
+
+    def image(self, reference: str) -> str | None:
+        local = self.image_map.get(reference, reference)
+        exists = subprocess.run(["podman", "image", "exists", local], env=self.env)
+        return local if exists.returncode == 0 else None
+
+    def argv(self, step: StepInvocation, scripts_dir: Path, image: str, name: str) -> list[str]:
+        argv = [
+            "podman",
+            "--runtime",
+            "runc",
+            "run",
+            "--rm",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "--workdir",
+            str(step.working_dir),
+        ]
+        if step.user:
+            argv += ["--user", step.user]
+        for mount in step.mounts:
+            mode = "ro" if mount.read_only else "rw"
+            argv += ["--volume", f"{mount.source}:{mount.target}:{mode}"]
+        argv += ["--volume", f"{scripts_dir}:/tekton/scripts:ro"]
+        for key, value in step.env.items():
+            argv += ["--env", f"{key}={value}"]
+        if step.script:
+            script = scripts_dir / f"script-{step.name}"
+            script.write_text(step.script)
+            script.chmod(0o755)
+            inside = f"/tekton/scripts/script-{step.name}"
+            if step.script.startswith("#!"):
+                return [*argv, "--entrypoint", inside, image, *step.args]
+            return [*argv, "--entrypoint", "sh", image, inside, *step.args]
+        if step.command:
+            return [*argv, "--entrypoint", step.command[0], image, *step.command[1:], *step.args]
+        return [*argv, image, *step.args]  # the image's own entrypoint
+
+    def run(self, step: StepInvocation, scripts_dir: Path) -> StepOutcome:
+        started = time.time()
+        image = self.image(step.image)
+        if image is None:
+            self.note(
+                step,
+                f"image {step.image} is not available locally and nothing is pulled "
+                "here; build it (make image) or map it with --image-map REF=LOCAL",
+            )
+            return StepOutcome(127, False, started, time.time())
+        name = f"tekton-mlops-{uuid.uuid4().hex[:12]}"
+        with step.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                self.argv(step, scripts_dir, image, name),
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            assert process.stdout is not None
+            pump = threading.Thread(
+                target=_pump, args=(process.stdout, log, self.echo), daemon=True
+            )
+            pump.start()
+            timeout = None if step.deadline is None else max(0.0, step.deadline - time.monotonic())
+            timed_out = False
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                subprocess.run(
+                    ["podman", "rm", "--force", "--time", "0", name],
+                    env=self.env,
+                    capture_output=True,
+                )
+                process.wait()
+            pump.join(timeout=5)
+        code = TIMEOUT_EXIT if timed_out else process.returncode
+        return StepOutcome(code, timed_out, started, time.time())
+
+    def start(self, step: StepInvocation, scripts_dir: Path) -> subprocess.Popen[bytes] | None:
+        image = self.image(step.image)
+        if image is None:
+            return None
+        name = f"tekton-mlops-{uuid.uuid4().hex[:12]}"
+        log = step.log_file.open("ab")
+        try:
+            return subprocess.Popen(
+                self.argv(step, scripts_dir, image, name),
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        finally:
+            log.close()
