@@ -148,3 +148,58 @@ def test_catalog_tasks_map_to_the_local_image() -> None:
     from tekton_mlops.local.cli import make_runner
 
     assert make_runner("podman", {}).image_map[pinned] == IMAGE
+
+
+VOLUMES = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings}}
+data: {{mode: fast, level: "3"}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: token}}
+stringData: {{value: s3cr3t}}
+---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: volumes}}
+spec:
+  taskSpec:
+    results: [{{name: seen}}]
+    volumes:
+      - {{name: cache, emptyDir: {{}}}}
+      - {{name: settings, configMap: {{name: settings}}}}
+      - {{name: token, secret: {{secretName: token}}}}
+    steps:
+      - name: fill
+        image: {image}
+        volumeMounts: [{{name: cache, mountPath: /cache}}]
+        script: |
+          #!/bin/sh
+          echo warm > /cache/entry
+      - name: read
+        image: {image}
+        volumeMounts:
+          - {{name: cache, mountPath: /cache}}
+          - {{name: settings, mountPath: /etc/settings, readOnly: true}}
+          - {{name: token, mountPath: /run/token, subPath: value}}
+        script: |
+          #!/bin/sh
+          printf "%s %s %s" "$(cat /cache/entry)" "$(cat /etc/settings/mode)" "$(cat /run/token)" \\
+            > $(results.seen.path)
+          touch /etc/settings/new 2>/dev/null && exit 9 || true
+"""
+
+
+def test_volumes_and_volume_mounts(tekton, runtime_image) -> None:  # type: ignore[no-untyped-def]
+    run = tekton(VOLUMES.format(image=runtime_image), "--runner", "podman")
+    assert run.exit_code == 0, run.log
+    assert run.results == {"seen": "warm fast s3cr3t"}
+
+
+def test_process_runner_refuses_volume_mounts(tekton) -> None:  # type: ignore[no-untyped-def]
+    run = tekton(VOLUMES.format(image="alpine"))
+    assert run.exit_code == 1
+    assert run.condition["reason"] == "TaskRunValidationFailed"
+    assert "--runner podman" in run.condition["message"]

@@ -165,6 +165,7 @@ class TaskRunExecutor:
         self.cluster = cluster
         self.runner = runner
         self.mounts: tuple[Mount, ...] = ()
+        self.volumes: dict[str, Path] = {}
         self.run_dir = run_dir
         self.log = log
 
@@ -224,6 +225,22 @@ class TaskRunExecutor:
                 )
         table = self._table(plan, values, results_dir, home)
         self.mounts = self._mounts(plan, results_dir, home)
+        mounting = [
+            s.get("name")
+            for s in [*(plan.spec.get("steps") or []), *(plan.spec.get("sidecars") or [])]
+            if s.get("volumeMounts")
+        ]
+        if mounting and not self.runner.in_container:
+            return finish(
+                False,
+                "TaskRunValidationFailed",
+                f"steps {mounting} mount volumes at absolute paths, which the process "
+                "runner cannot do; run with --runner podman",
+            )
+        try:
+            self.volumes = self._make_volumes(plan.spec, here)
+        except ResolutionError as exc:
+            return finish(False, exc.reason, f"Failed to create pod due to config error: {exc}")
         deadline = plan.deadline
         if plan.timeout:
             own = time.monotonic() + plan.timeout
@@ -299,9 +316,49 @@ class TaskRunExecutor:
             working_dir=Path(step.get("workingDir") or default_dir),
             log_file=here / "logs" / f"{log_name or name}.log",
             deadline=deadline,
-            mounts=self.mounts,
+            mounts=self.mounts + self._volume_mounts(step),
             user="" if user is None else str(user),
         )
+
+    def _volume_mounts(self, step: dict[str, Any]) -> tuple[Mount, ...]:
+        mounts = []
+        for mount in step.get("volumeMounts") or []:
+            source = self.volumes.get(mount["name"])
+            if source is None:
+                raise ResolutionError(
+                    "CreateContainerConfigError",
+                    f'volume "{mount["name"]}" is not declared by the Task',
+                )
+            if mount.get("subPath"):
+                source = source / mount["subPath"]  # one key of a configMap/secret is a file
+                if not source.exists():
+                    source.mkdir(parents=True)
+            mounts.append(Mount(source, mount["mountPath"], bool(mount.get("readOnly"))))
+        return tuple(mounts)
+
+    def _make_volumes(self, spec: dict[str, Any], here: Path) -> dict[str, Path]:
+        """Task volumes (emptyDir, configMap, secret) as directories to mount."""
+        from tekton_mlops.local.workspaces import write_items
+
+        volumes = {}
+        for volume in spec.get("volumes") or []:
+            target = here / "volumes" / volume["name"]
+            target.mkdir(parents=True, exist_ok=True)
+            if "configMap" in volume:
+                source = volume["configMap"]
+                write_items(target, self.cluster.config_map(source["name"]), source.get("items"))
+            elif "secret" in volume:
+                source = volume["secret"]
+                write_items(target, self.cluster.secret(source["secretName"]), source.get("items"))
+            elif "emptyDir" not in volume:
+                raise ResolutionError(
+                    "CreateContainerConfigError",
+                    f'volume "{volume["name"]}": only emptyDir, configMap and '
+                    "secret volumes run locally",
+                )
+            target.chmod(0o777)
+            volumes[volume["name"]] = target
+        return volumes
 
     def _mounts(self, plan: TaskRunPlan, results_dir: Path, home: Path) -> tuple[Mount, ...]:
         """Where a container sees the TaskRun's directories, as Tekton mounts them."""

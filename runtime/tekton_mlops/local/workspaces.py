@@ -15,7 +15,7 @@ from tekton_mlops.local.cluster import Cluster, ResolutionError
 from tekton_mlops.local.taskrun import Workspace
 
 
-def _write_items(target: Path, data: dict[str, bytes], items: list[dict[str, Any]] | None) -> None:
+def write_items(target: Path, data: dict[str, bytes], items: list[dict[str, Any]] | None) -> None:
     target.mkdir(parents=True, exist_ok=True)
     chosen = {i["key"]: i.get("path", i["key"]) for i in items} if items else {k: k for k in data}
     for key, relative in chosen.items():
@@ -47,20 +47,20 @@ def bind_workspaces(
             workspace = Workspace(target, claim=claim, volume=f"ws-{name}")
         elif "secret" in binding:
             source = binding["secret"]
-            _write_items(target, cluster.secret(source["secretName"]), source.get("items"))
+            write_items(target, cluster.secret(source["secretName"]), source.get("items"))
             workspace = Workspace(target, volume=f"ws-{name}")
         elif "configMap" in binding:
             source = binding["configMap"]
-            _write_items(target, cluster.config_map(source["name"]), source.get("items"))
+            write_items(target, cluster.config_map(source["name"]), source.get("items"))
             workspace = Workspace(target, volume=f"ws-{name}")
         elif "projected" in binding:
             for source in binding["projected"].get("sources") or []:
                 if "secret" in source:
                     data = cluster.secret(source["secret"]["name"])
-                    _write_items(target, data, source["secret"].get("items"))
+                    write_items(target, data, source["secret"].get("items"))
                 elif "configMap" in source:
                     data = cluster.config_map(source["configMap"]["name"])
-                    _write_items(target, data, source["configMap"].get("items"))
+                    write_items(target, data, source["configMap"].get("items"))
             workspace = Workspace(target, volume=f"ws-{name}")
         else:
             raise ResolutionError(
