@@ -876,3 +876,37 @@ def test_args_only_steps_use_the_image_entrypoint(tekton, tmp_path) -> None:  # 
     )
     assert unknown.exit_code == 1
     assert "cannot emulate the entrypoint of registry.example/tools/mystery:1.0" in unknown.log
+
+
+def test_propagated_params_and_results_in_embedded_specs(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    run = tekton(
+        PIPELINERUN.format(name="propagate")
+        + f"""
+      params:
+        - {{name: greeting, value: hello}}
+        - {{name: shadowed, value: from-pipeline}}
+      pipelineSpec:
+        params: [{{name: greeting}}, {{name: shadowed}}]
+        tasks:
+          - name: first
+            taskSpec:
+              results: [{{name: word}}]
+              steps:
+                - name: s
+                  image: alpine
+                  script: printf world > $(results.word.path)
+          - name: second
+            params:
+              - {{name: shadowed, value: from-task}}
+            taskSpec:
+              params: [{{name: shadowed}}]
+              steps:
+                - name: s
+                  image: alpine
+                  script: |
+                    echo "$(params.greeting) $(tasks.first.results.word) $(params.shadowed)" > {out}
+    """
+    )
+    assert run.exit_code == 0, run.log
+    assert out.read_text() == "hello world from-task\n"

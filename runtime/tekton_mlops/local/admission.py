@@ -32,12 +32,13 @@ WEBHOOK = 'admission webhook "validation.webhook.pipeline.tekton.dev" denied the
 
 
 def _propagate(spec: dict[str, Any], given: list[dict[str, Any]]) -> dict[str, Any]:
+    """The spec with every value it is given declared, first one winning (as propagation does)."""
     declared = {p.get("name") for p in spec.get("params") or []}
-    extra = [
-        {"name": p["name"], "type": _type(p.get("value"))}
-        for p in given
-        if p.get("name") not in declared
-    ]
+    extra: list[dict[str, Any]] = []
+    for param in given:
+        if param.get("name") not in declared:
+            declared.add(param.get("name"))
+            extra.append({"name": param["name"], "type": _type(param.get("value"))})
     return {**spec, "params": [*(spec.get("params") or []), *extra]}
 
 
@@ -70,10 +71,23 @@ def rejections(run: dict[str, Any], path: Path) -> list[str]:
             linter.task(document, _propagate(inline, given), ("spec", spec_key))
         else:
             inline = _propagate(inline, given)
+            # An embedded taskSpec sees what its pipeline task passes and the Pipeline's params.
+            pipeline_params = [
+                {
+                    "name": p["name"],
+                    "value": []
+                    if p.get("type") == "array"
+                    else {}
+                    if p.get("type") == "object"
+                    else "",
+                }
+                for p in inline.get("params") or []
+            ]
             for group in ("tasks", "finally"):
                 for task in inline.get(group) or []:
                     if isinstance(task.get("taskSpec"), dict):
-                        task["taskSpec"] = _propagate(task["taskSpec"], task.get("params") or [])
+                        passed = [*(task.get("params") or []), *pipeline_params]
+                        task["taskSpec"] = _propagate(task["taskSpec"], passed)
             linter.pipeline(document, inline, ("spec", spec_key))
         problems += [f.message for f in linter.findings if f.rule in ADMISSION_RULES]
     return problems

@@ -164,11 +164,12 @@ def run(
     here = (run_dir / meta["name"]).resolve()
     here.mkdir(parents=True, exist_ok=True)
     step_runner = make_runner(runner, _pairs(image_maps, "REF"))
+    durations: dict[str, float] = {}
     finished, ok = execute(
-        resource, cluster, step_runner, here, _pairs(workspace_dirs, "NAME"), log
+        resource, cluster, step_runner, here, _pairs(workspace_dirs, "NAME"), log, durations
     )
     (here / f"{resource['kind'].lower()}.yaml").write_text(dump(finished))
-    summarize(finished, here, log)
+    summarize(finished, here, durations, log)
     if output == "yaml":
         click.echo(dump(finished), nl=False)
     elif output == "json":
@@ -201,6 +202,7 @@ def execute(
     here: Path,
     local_dirs: dict[str, str],
     log: Log,
+    durations: dict[str, float],
 ) -> tuple[dict[str, Any], bool]:
     from tekton_mlops.local.cluster import ResolutionError
     from tekton_mlops.local.pipelinerun import PipelineRunExecutor
@@ -211,6 +213,7 @@ def execute(
     spec = resource["spec"]
     name = resource["metadata"]["name"]
     taskruns = TaskRunExecutor(cluster, step_runner, here, log)
+    taskruns.durations = durations  # filled as TaskRuns finish, read by the summary
     kind = resource["kind"]
     log(f"{kind} {name} started (logs in {here})")
     try:
@@ -253,17 +256,56 @@ def execute(
     return resource, outcome.succeeded
 
 
-def summarize(finished: dict[str, Any], here: Path, log: Log) -> None:
-    condition = (finished.get("status", {}).get("conditions") or [{}])[0]
-    lines = [
+def summarize(finished: dict[str, Any], here: Path, durations: dict[str, float], log: Log) -> None:
+    """The closing table: every task with its TaskRun, status, reason and duration."""
+    status = finished.get("status", {})
+    condition = (status.get("conditions") or [{}])[0]
+    rows = [("TASK", "TASKRUN", "STATUS", "REASON", "DURATION")]
+    if finished["kind"] == "PipelineRun":
+        for child in status.get("childReferences") or []:
+            saved = here / child["name"] / "taskrun.yaml"
+            child_condition = (
+                json.loads(saved.read_text())["status"]["conditions"][0] if saved.is_file() else {}
+            )
+            rows.append(
+                (
+                    child["pipelineTaskName"],
+                    child["name"],
+                    _word(child_condition),
+                    child_condition.get("reason", "-"),
+                    f"{durations.get(child['name'], 0.0):.2f}s",
+                )
+            )
+        for skipped in status.get("skippedTasks") or []:
+            rows.append((skipped["name"], "-", "Skipped", skipped["reason"], "-"))
+    else:
+        name = finished["metadata"]["name"]
+        rows.append(
+            (
+                name,
+                name,
+                _word(condition),
+                condition.get("reason", "-"),
+                f"{durations.get(name, 0.0):.2f}s",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        log(
+            "  "
+            + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+            + "  "
+            + row[4]
+        )
+    log(
         f"{finished['kind']} {finished['metadata']['name']}: "
         f"{condition.get('reason')} ({condition.get('message')})"
-    ]
-    for skipped in finished.get("status", {}).get("skippedTasks") or []:
-        lines.append(f"  skipped {skipped['name']}: {skipped['reason']}")
-    for result in finished.get("status", {}).get("results") or []:
+    )
+    for result in status.get("results") or []:
         value = result["value"] if isinstance(result["value"], str) else json.dumps(result["value"])
-        lines.append(f"  result {result['name']} = {value}")
-    lines.append(f"  logs: {here}/<taskrun>/logs/")
-    for line in lines:
-        log(line)
+        log(f"  result {result['name']} = {value}")
+    log(f"  logs: {here}/<taskrun>/logs/")
+
+
+def _word(condition: dict[str, Any]) -> str:
+    return {"True": "Succeeded", "False": "Failed"}.get(condition.get("status", ""), "Unknown")

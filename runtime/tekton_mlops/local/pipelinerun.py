@@ -105,7 +105,8 @@ class TaskState:
 def dependencies(task: dict[str, Any]) -> set[str]:
     """Tasks this one waits for: runAfter and every task whose result it reads."""
     needs = set(task.get("runAfter") or [])
-    scanned = {k: v for k, v in task.items() if k not in ("taskSpec", "name", "runAfter")}
+    # Results an embedded taskSpec uses count too: they propagate into it.
+    scanned = {k: v for k, v in task.items() if k not in ("name", "runAfter")}
     for expression in references(scanned):
         if match := RESULT_REF.match(expression):
             needs.add(match.group(1))
@@ -372,6 +373,11 @@ class PipelineRunExecutor:
             path.mkdir(parents=True, exist_ok=True)
             bound[binding["name"]] = Workspace(path, source.claim, source.volume)
         timeout = parse_duration(task["timeout"]) if task.get("timeout") else 3600.0
+        spec = (
+            self._propagate(state, table, {p["name"] for p in params})
+            if "taskSpec" in task
+            else state.spec
+        )
         plans = []
         for index, combo in enumerate(combos):
             given = {p["name"]: p["value"] for p in params} | combo
@@ -380,7 +386,7 @@ class PipelineRunExecutor:
                 TaskRunPlan(
                     name=f"{run_name}-{state.name}{suffix}",
                     task_name=state.task_name,
-                    spec=state.spec,
+                    spec=spec,
                     params=given,
                     workspaces=bound,
                     timeout=timeout,
@@ -399,6 +405,19 @@ class PipelineRunExecutor:
                 )
             )
         return plans
+
+    @staticmethod
+    def _propagate(state: TaskState, table: dict[str, Value], passed: set[str]) -> dict[str, Any]:
+        """Resolve what an embedded taskSpec uses without declaring: Pipeline params,
+        task results and context. What the Task declares or is passed keeps precedence."""
+        own = {p["name"] for p in state.spec.get("params") or []} | passed
+        visible = {
+            key: value
+            for key, value in table.items()
+            if key.startswith(("tasks.", "context.pipeline"))
+            or (key.startswith("params.") and key.split(".", 1)[1] not in own)
+        }
+        return substitute(state.spec, visible)  # type: ignore[no-any-return]
 
     def _skip(self, state: TaskState, reason: str) -> None:
         state.state, state.skip_reason = "skipped", reason

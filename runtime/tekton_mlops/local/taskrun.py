@@ -166,6 +166,7 @@ class TaskRunExecutor:
         self.runner = runner
         self.mounts: tuple[Mount, ...] = ()
         self.volumes: dict[str, Path] = {}
+        self.durations: dict[str, float] = {}  # TaskRun name -> seconds, for the summary
         self.run_dir = run_dir
         self.log = log
 
@@ -205,6 +206,7 @@ class TaskRunExecutor:
                     {"name": k, "type": _type_of(v), "value": v} for k, v in results.items()
                 ]
             outcome = TaskRunOutcome(obj, ok, reason, results or {})
+            self.durations[plan.name] = done - started
             self.save(outcome)
             return outcome
 
