@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-debian_packages=()   # the tests of this release need no Debian package yet
+debian_packages=(docker-registry git)   # an OCI registry on 127.0.0.1 for bundle tests
 npm_packages=()
 if [[ "${1:-}" == "--image" || "${CI:-}" == "true" ]]; then
   # Building the runtime image and running steps in containers, pulling nothing.

@@ -79,6 +79,30 @@ def start_moto() -> S3Server:
     return S3Server(endpoint, process)
 
 
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's docker-registry (distribution 2.8) on 127.0.0.1; yields host:port."""
+    import shutil
+
+    need(shutil.which("docker-registry") is not None, "docker-registry is not installed")
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    config = root / "config.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
+        f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n"
+    )
+    process = subprocess.Popen(
+        ["docker-registry", "serve", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_http(f"http://127.0.0.1:{port}/v2/")
+    yield f"127.0.0.1:{port}"
+    process.kill()
+    process.wait(timeout=10)
+
+
 @pytest.fixture(autouse=True)
 def aws_test_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Dummy credentials for the local server; never the developer's real ones."""

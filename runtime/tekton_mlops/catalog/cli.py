@@ -83,3 +83,36 @@ def docs(root: Path, check: bool) -> None:
         click.echo(f"{readme}: {'stale, run tekton-mlops catalog docs' if check else 'updated'}")
     if check and stale:
         sys.exit(1)
+
+
+@catalog.command()
+@click.argument("reference")
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--annotate",
+    "annotations",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An OCI manifest annotation, e.g. org.opencontainers.image.version=0.1.",
+)
+def bundle(reference: str, paths: tuple[Path, ...], annotations: tuple[str, ...]) -> None:
+    """Push Tasks and Pipelines as a Tekton bundle to REFERENCE (host/repo:tag).
+
+    Prints the pinned reference (REFERENCE@sha256:...), as the bundles resolver wants it.
+    """
+    from tekton_mlops.catalog.bundle import push
+    from tekton_mlops.errors import MlopsError
+    from tekton_mlops.storage.oci import parse_reference
+    from tekton_mlops.yamlio import load_all
+
+    try:
+        target = parse_reference(reference)
+        resources = [d for p in paths for d in load_all(p.read_text()) if isinstance(d, dict)]
+        notes = dict(item.split("=", 1) for item in annotations)
+        digest = push(target, resources, notes or None)
+    except MlopsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{target.host}/{target.repository}:{target.tag or 'latest'}@{digest}")

@@ -98,14 +98,25 @@ class Cluster:
                 "cannot reach; reference the same resource through the git or bundles resolver",
             )
         elif resolver == "bundles":
-            raise ResolutionError(
-                failure, "the bundles resolver is not available in local runs yet"
-            )
+            document = self._bundle(params, kind, failure)
         else:
             raise ResolutionError(failure, f"resolver {resolver!r} is not supported locally")
         if document.get("kind") != kind:
             raise ResolutionError(failure, f"resolved a {document.get('kind')}, not a {kind}")
         return document
+
+    @staticmethod
+    def _bundle(params: dict[str, Any], kind: str, failure: str) -> dict[str, Any]:
+        from tekton_mlops.catalog.bundle import fetch
+
+        if not params.get("bundle") or not params.get("name"):
+            raise ResolutionError(failure, "bundles resolver needs the bundle and name params")
+        try:
+            return fetch(
+                str(params["bundle"]), str(params.get("kind") or kind), str(params["name"])
+            )
+        except MlopsError as exc:
+            raise ResolutionError(failure, f"bundles resolver: {exc}") from None
 
     def _git(self, params: dict[str, Any], failure: str) -> dict[str, Any]:
         url = str(params.get("url") or "")
