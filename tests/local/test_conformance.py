@@ -910,3 +910,22 @@ def test_propagated_params_and_results_in_embedded_specs(tekton, tmp_path) -> No
     )
     assert run.exit_code == 0, run.log
     assert out.read_text() == "hello world from-task\n"
+
+
+def test_scripts_may_write_to_tekton_paths_and_use_their_images_shell(tekton) -> None:  # type: ignore[no-untyped-def]
+    # Tekton's own examples write /tekton/results/<name> directly, and use [[ ]] in alpine
+    # scripts without a shebang (busybox ash accepts it; dash would not).
+    run = tekton(
+        TASKRUN.format(name="paths")
+        + """
+      taskSpec:
+        results: [{name: answer}]
+        steps:
+          - name: s
+            image: alpine
+            script: |
+              if [[ "a" == "a" ]]; then printf yes > /tekton/results/answer; fi
+    """
+    )
+    assert run.exit_code == 0, run.log
+    assert run.results == {"answer": "yes"}

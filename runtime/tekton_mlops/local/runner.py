@@ -36,10 +36,27 @@ ENTRYPOINTS: dict[str, list[str]] = {
 }
 
 
+def _image_name(image: str) -> str:
+    return image.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
+
+
 def image_entrypoint(image: str) -> list[str] | None:
     """The emulated ENTRYPOINT of an image, or None when it is unknown."""
-    name = image.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
-    return ENTRYPOINTS.get(name)
+    return ENTRYPOINTS.get(_image_name(image))
+
+
+def script_shell(image: str) -> list[str]:
+    """The shell that runs a script without a shebang in that image.
+
+    alpine and busybox run busybox ash, which accepts bash's [[ ]]; where busybox is not
+    installed here, bash is the closer stand-in than dash.
+    """
+    name = _image_name(image)
+    if name == "bash":
+        return ["bash"]
+    if name in ("alpine", "busybox"):
+        return ["busybox", "sh"] if shutil.which("busybox") else ["bash"]
+    return ["sh"]
 
 
 @dataclass(frozen=True)
@@ -125,11 +142,15 @@ class ProcessRunner:
         """The command line; None when an args-only step's image cannot be emulated."""
         if step.script:
             script = scripts_dir / f"script-{step.name}"
-            script.write_text(step.script)
+            text = step.script
+            # Scripts may name Tekton's mounts directly; this step's own directories stand in.
+            text = text.replace("/tekton/results", step.env["TEKTON_RESULTS_DIR"])
+            text = text.replace("/tekton/home", step.env["HOME"])
+            script.write_text(text)
             script.chmod(0o755)
-            if step.script.startswith("#!"):
+            if text.startswith("#!"):
                 return [str(script), *step.args]
-            return ["sh", str(script), *step.args]
+            return [*script_shell(step.image), str(script), *step.args]
         if step.command:
             return [*step.command, *step.args]
         entrypoint = image_entrypoint(step.image)
