@@ -55,6 +55,10 @@ image-test: $(STAMP) ## Build the image, run every step in it as 65532 and the P
 	hack/system-deps.sh --image
 	$(BIN)/pytest tests/local/test_podman.py $(PYTEST_ARGS)
 
+release: image-test ## Push the tested image, pin it into every Task, push bundles (REGISTRY=host/org)
+	@test -n "$(REGISTRY)" || { echo "set REGISTRY, e.g. make release REGISTRY=ghcr.io/tekton-mlops"; exit 2; }
+	$(BIN)/tekton-mlops catalog release --registry $(REGISTRY)
+
 bench: $(STAMP) ## Run the ratio benchmarks and print their tables
 	hack/system-deps.sh --bench
 	$(BIN)/python benchmarks/run.py
@@ -68,4 +72,4 @@ services: $(STAMP) ## Start the local S3 server (moto) by hand on 127.0.0.1:5000
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench .image .tekton-mlops
 
-.PHONY: help dev system-deps test lint docs verify fmt image image-test bench demo services clean
+.PHONY: help dev system-deps test lint docs verify fmt image image-test release bench demo services clean

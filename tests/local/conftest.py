@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from tekton_mlops import __version__
 from tekton_mlops.cli import main
+from tests.conftest import REPO, need
+
+IMAGE = f"localhost/tekton-mlops-runtime:{__version__}"
 
 
 @dataclass
@@ -56,3 +62,17 @@ def tekton(tmp_path: Path):  # type: ignore[no-untyped-def]
         return Finished(outcome.exit_code, finished, outcome.stderr)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def runtime_image() -> str:
+    for tool in ("podman", "runc", "debootstrap"):
+        need(
+            shutil.which(tool) is not None, f"{tool} is not installed (hack/system-deps.sh --image)"
+        )
+    built = subprocess.run(
+        [str(REPO / "hack" / "image.sh")], capture_output=True, text=True, cwd=REPO
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert built.stdout.strip().splitlines()[-1] == IMAGE
+    return IMAGE

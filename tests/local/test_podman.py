@@ -14,24 +14,10 @@ import pytest
 
 from tekton_mlops import __version__
 from tests.conftest import REPO, need
+from tests.local.conftest import IMAGE
 from tests.local.test_catalog_runs import CATALOG, PROJECT_URL, catalog_file, iris_in_bucket
 
 pytestmark = pytest.mark.integration
-IMAGE = f"localhost/tekton-mlops-runtime:{__version__}"
-
-
-@pytest.fixture(scope="session")
-def runtime_image() -> str:
-    for tool in ("podman", "runc", "debootstrap"):
-        need(
-            shutil.which(tool) is not None, f"{tool} is not installed (hack/system-deps.sh --image)"
-        )
-    built = subprocess.run(
-        [str(REPO / "hack" / "image.sh")], capture_output=True, text=True, cwd=REPO
-    )
-    assert built.returncode == 0, built.stderr[-3000:]
-    assert built.stdout.strip().splitlines()[-1] == IMAGE
-    return IMAGE
 
 
 def podman(*args: str) -> subprocess.CompletedProcess[str]:

@@ -116,3 +116,36 @@ def bundle(reference: str, paths: tuple[Path, ...], annotations: tuple[str, ...]
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"{target.host}/{target.repository}:{target.tag or 'latest'}@{digest}")
+
+
+@catalog.command(name="release")
+@_root_option
+@click.option(
+    "--registry",
+    required=True,
+    metavar="HOST/ORG",
+    help="Where the image and bundles go, e.g. ghcr.io/tekton-mlops.",
+)
+def release_command(root: Path, registry: str) -> None:
+    """Push the runtime image and pin it into every Task; push every resource as a bundle.
+
+    Checks versions and changelogs first. The image must have been built (make image).
+    """
+    import subprocess as _subprocess
+
+    from tekton_mlops.catalog.docs import sync
+    from tekton_mlops.catalog.release import release
+    from tekton_mlops.errors import MlopsError
+
+    revision = _subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    try:
+        outcome = release(root, registry, revision.stdout.strip() or "unknown")
+    except MlopsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    sync(root, check=False)
+    click.echo(f"image   {outcome.image}")
+    for path in outcome.pinned_files:
+        click.echo(f"pinned  {path}")
+    for bundle in outcome.bundles:
+        click.echo(f"bundle  {bundle}")
