@@ -264,10 +264,86 @@ def bench_executor() -> list[Row]:
     ]
 
 
+def bench_image() -> list[Row]:
+    """Image size (uncompressed, and gzip layers as a registry stores them), build cold and warm."""
+    import json as json_module
+    import urllib.request
+
+    env = {**os.environ, "CONTAINERS_CONF": str(REPO / "hack" / "containers.conf")}
+    image = f"localhost/tekton-mlops-runtime:{__import__('tekton_mlops').__version__}"
+
+    def podman(*args: str) -> str:
+        return subprocess.run(
+            ["podman", *args], check=True, capture_output=True, text=True, env=env
+        ).stdout
+
+    for local in (
+        image,
+        "localhost/tekton-mlops-base:bookworm",
+        "localhost/tekton-mlops-build:bookworm",
+    ):
+        subprocess.run(["podman", "rmi", "-f", local], capture_output=True, env=env)
+    cold = timed([str(REPO / "hack" / "image.sh")], env)
+    warm = timed([str(REPO / "hack" / "image.sh")], env)
+    uncompressed = int(podman("image", "inspect", image, "--format", "{{.Size}}"))
+
+    work = Path(tempfile.mkdtemp(prefix="bench-image-", dir=REPO / ".bench"))
+    port = 5599
+    (work / "config.yml").write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {work}/data\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    registry = subprocess.Popen(
+        ["docker-registry", "serve", str(work / "config.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port)
+        podman("push", "--quiet", "--tls-verify=false", image, f"127.0.0.1:{port}/runtime:bench")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v2/runtime/manifests/bench",
+            headers={
+                "Accept": "application/vnd.oci.image.manifest.v1+json, "
+                "application/vnd.docker.distribution.manifest.v2+json"
+            },
+        )
+        manifest = json_module.load(urllib.request.urlopen(request))
+        compressed = sum(layer["size"] for layer in manifest["layers"])
+    finally:
+        registry.terminate()
+        registry.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    return [
+        (
+            "runtime image size, uncompressed",
+            f"{uncompressed / 1e6:.1f} MB",
+            "the goal",
+            "400 MB",
+            f"{uncompressed / 4e8:.2f}x of the goal",
+        ),
+        (
+            "runtime image size, compressed layers in a registry",
+            f"{compressed / 1e6:.1f} MB",
+            "uncompressed",
+            f"{uncompressed / 1e6:.1f} MB",
+            f"{compressed / uncompressed:.2f}x",
+        ),
+        (
+            "make image, cold (debootstrap bases) and warm",
+            f"{cold:.0f} s / {warm:.0f} s",
+            "warm rebuild",
+            f"{warm:.0f} s",
+            f"cold is {cold / warm:.1f}x warm",
+        ),
+    ]
+
+
 BENCHMARKS: dict[str, Callable[[], list[Row]]] = {
     "startup": bench_startup,
     "fetch": bench_fetch,
     "executor": bench_executor,
+    "image": bench_image,
 }
 
 
