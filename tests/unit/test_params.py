@@ -39,7 +39,7 @@ def test_values_are_coerced_and_defaults_filled() -> None:
     )
     assert values["extract"] is True
     assert values["part_size_mib"] == 16
-    assert values["max_concurrency"] == 10
+    assert values["max_concurrency"] == 8
     assert values["sha256"] == ""
 
 

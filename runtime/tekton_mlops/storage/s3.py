@@ -39,8 +39,8 @@ class S3Settings:
     region: str = ""
     addressing_style: str = "auto"
     request_checksum: str = "when_supported"
-    max_concurrency: int = 10
-    part_size: int = 8 << 20
+    max_concurrency: int = 8
+    part_size: int = 16 << 20
 
 
 @dataclass(frozen=True)
