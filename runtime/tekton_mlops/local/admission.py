@@ -11,9 +11,6 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from tekton_mlops.catalog.lint import Linter
-from tekton_mlops.catalog.source import Document
-
 ADMISSION_RULES = frozenset(
     {
         "api-version",
@@ -64,6 +61,10 @@ def rejections(run: dict[str, Any], path: Path) -> list[str]:
         )
     inline = copy.deepcopy(spec.get(spec_key))
     if isinstance(inline, dict):
+        # Only inline specs need the linter; a run by reference skips its import cost.
+        from tekton_mlops.catalog.lint import Linter
+        from tekton_mlops.catalog.source import Document
+
         linter = Linter(path.parent, runtime_image=None)
         document = Document(path, run)
         given = spec.get("params") or []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-import urllib.request
 from typing import Any
 
 READY_TIMEOUT = 60.0
@@ -21,6 +20,8 @@ def _probe_once(probe: dict[str, Any]) -> bool:
             sock.settimeout(1)
             return sock.connect_ex((target.get("host") or "127.0.0.1", int(target["port"]))) == 0
     if "httpGet" in probe:
+        import urllib.request  # here, not at the top: it costs every run ~20 ms to import
+
         target = probe["httpGet"]
         scheme = str(target.get("scheme", "HTTP")).lower()
         host = target.get("host") or "127.0.0.1"
