@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from tekton_mlops.local.runner import TIMEOUT_EXIT, StepInvocation, StepOutcome, _pump
+from tekton_mlops.local.runner import StepInvocation, StepOutcome, watch
 
 CONTAINERS_CONF = Path(__file__).resolve().parents[3] / "hack" / "containers.conf"
 
@@ -94,33 +93,19 @@ class PodmanRunner:
             )
             return StepOutcome(127, False, started, time.time())
         name = f"tekton-mlops-{uuid.uuid4().hex[:12]}"
-        with step.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                self.argv(step, scripts_dir, image, name),
-                env=self.env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+        process = subprocess.Popen(
+            self.argv(step, scripts_dir, image, name),
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+        def kill() -> object:
+            return subprocess.run(
+                ["podman", "rm", "--force", "--time", "0", name], env=self.env, capture_output=True
             )
-            assert process.stdout is not None
-            pump = threading.Thread(
-                target=_pump, args=(process.stdout, log, self.echo), daemon=True
-            )
-            pump.start()
-            timeout = None if step.deadline is None else max(0.0, step.deadline - time.monotonic())
-            timed_out = False
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                subprocess.run(
-                    ["podman", "rm", "--force", "--time", "0", name],
-                    env=self.env,
-                    capture_output=True,
-                )
-                process.wait()
-            pump.join(timeout=5)
-        code = TIMEOUT_EXIT if timed_out else process.returncode
-        return StepOutcome(code, timed_out, started, time.time())
+
+        return watch(process, step, started, self.echo, kill)
 
     def start(self, step: StepInvocation, scripts_dir: Path) -> subprocess.Popen[bytes] | None:
         image = self.image(step.image)

@@ -105,6 +105,33 @@ class StepRunner(Protocol):
     def start(self, step: StepInvocation, scripts_dir: Path) -> subprocess.Popen[bytes] | None: ...
 
 
+def watch(
+    process: subprocess.Popen[bytes],
+    step: StepInvocation,
+    started: float,
+    echo: Callable[[str], None],
+    kill: Callable[[], object],
+) -> StepOutcome:
+    """Copy a step's output to its log until it ends or its deadline passes (then ``kill``)."""
+    assert process.stdout is not None
+    with step.log_file.open("ab") as log:
+        pump = threading.Thread(target=_pump, args=(process.stdout, log, echo), daemon=True)
+        pump.start()
+        timeout = None if step.deadline is None else max(0.0, step.deadline - time.monotonic())
+        timed_out = False
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill()
+            process.wait()
+        pump.join(timeout=5)
+    code = TIMEOUT_EXIT if timed_out else process.returncode
+    if code < 0:  # killed by a signal: report it the way a container runtime does
+        code = 128 - code
+    return StepOutcome(code, timed_out, started, time.time())
+
+
 def _pump(stream: IO[bytes], log: IO[bytes], echo: Callable[[str], None]) -> None:
     for line in iter(stream.readline, b""):
         log.write(line)
@@ -193,34 +220,16 @@ class ProcessRunner:
                 step, f"{argv[0]}: command not found (image {step.image} is emulated locally)"
             )
             return StepOutcome(127, False, started, time.time())
-        with step.log_file.open("ab") as log:
-            try:
-                process = subprocess.Popen(
-                    argv,
-                    cwd=step.working_dir,
-                    env=step.env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                self.note(step, f"cannot start step: {exc}")
-                return StepOutcome(127, False, started, time.time())
-            assert process.stdout is not None
-            pump = threading.Thread(
-                target=_pump, args=(process.stdout, log, self.echo), daemon=True
+        try:
+            process = subprocess.Popen(
+                argv,
+                cwd=step.working_dir,
+                env=step.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
-            pump.start()
-            timeout = None if step.deadline is None else max(0.0, step.deadline - time.monotonic())
-            timed_out = False
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                os.killpg(process.pid, 9)
-                process.wait()
-            pump.join(timeout=5)
-        code = TIMEOUT_EXIT if timed_out else process.returncode
-        if code < 0:  # killed by a signal: report it the way a container runtime does
-            code = 128 - code
-        return StepOutcome(code, timed_out, started, time.time())
+        except OSError as exc:
+            self.note(step, f"cannot start step: {exc}")
+            return StepOutcome(127, False, started, time.time())
+        return watch(process, step, started, self.echo, lambda: os.killpg(process.pid, 9))
