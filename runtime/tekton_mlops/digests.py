@@ -71,6 +71,7 @@ class Manifest:
     """Per-file digests of a directory and their root digest."""
 
     files: tuple[FileEntry, ...]
+    source: str = ""  # where the artifact came from, when a fetch recorded it
 
     @property
     def root_hex(self) -> str:
@@ -158,7 +159,8 @@ def read_manifest(directory: Path) -> Manifest | None:
     try:
         data = json.loads(path.read_text())
         return Manifest(
-            tuple(FileEntry(f["path"], f["sha256"], int(f["size"])) for f in data["files"])
+            tuple(FileEntry(f["path"], f["sha256"], int(f["size"])) for f in data["files"]),
+            source=str(data.get("source") or ""),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"{path}: unreadable manifest ({exc})") from None
@@ -171,14 +173,22 @@ def verify_files(directory: Path, manifest: Manifest, paths: Iterable[str]) -> N
         IntegrityError: naming the first file that is missing, unlisted or changed.
     """
     for rel in paths:
-        entry = manifest.entry(rel)
-        if entry is None:
-            raise IntegrityError(f"{directory / rel}: not listed in the artifact's manifest")
         path = directory / rel
-        if not path.is_file():
+        if manifest.entry(rel) is not None and not path.is_file():
             raise IntegrityError(f"{path}: listed in the manifest but missing")
-        actual = sha256_file(path)
-        if actual != entry.sha256:
-            raise IntegrityError(
-                f"{path}: sha256 {actual} does not match the manifest's {entry.sha256}"
-            )
+        check_file_digest(directory, manifest, rel, sha256_file(path) if path.is_file() else "")
+
+
+def check_file_digest(directory: Path, manifest: Manifest, rel: str, actual: str) -> None:
+    """Compare a digest already computed (e.g. of bytes in hand) with the manifest's.
+
+    Hashing the bytes a step goes on to use, rather than the file before reading it,
+    leaves no window in which the file could change between check and use.
+    """
+    entry = manifest.entry(rel)
+    if entry is None:
+        raise IntegrityError(f"{directory / rel}: not listed in the artifact's manifest")
+    if actual != entry.sha256:
+        raise IntegrityError(
+            f"{directory / rel}: sha256 {actual} does not match the manifest's {entry.sha256}"
+        )

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from tekton_mlops.digests import (
-    Manifest,
     artifact_files,
     parse_digest,
     read_manifest,
@@ -66,16 +65,7 @@ def locate(data: str, pinned_digest: str = "") -> DataSource:
         return DataSource(chosen, sha256_file(chosen), chosen.resolve().as_uri())
     verify_files(path, manifest, [chosen.relative_to(path).as_posix()])
     _check_pin(pinned_digest, manifest.root_hex, data)
-    return DataSource(chosen, manifest.root_hex, _source_uri(path, manifest))
-
-
-def _source_uri(path: Path, manifest: Manifest) -> str:
-    import json
-
-    from tekton_mlops.digests import manifest_path
-
-    recorded = json.loads(manifest_path(path).read_text()).get("source")
-    return str(recorded) if recorded else path.resolve().as_uri()
+    return DataSource(chosen, manifest.root_hex, manifest.source or path.resolve().as_uri())
 
 
 def _check_pin(pinned: str, actual: str, data: str) -> None:

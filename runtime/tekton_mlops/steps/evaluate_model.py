@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tekton_mlops.contract import StepContext
-from tekton_mlops.digests import as_digest, parse_digest, read_manifest, sha256_file, verify_files
+from tekton_mlops.digests import (
+    as_digest,
+    check_file_digest,
+    parse_digest,
+    read_manifest,
+    sha256_file,
+    verify_files,
+)
 from tekton_mlops.errors import IntegrityError, MlopsError, ModelError, ParameterError, Violation
 from tekton_mlops.lineage import Artifact
 from tekton_mlops.results import ResultValue
@@ -38,11 +46,13 @@ def load_model_dir(path: Path, pinned: str) -> tuple[dict[str, Any], bytes, str]
     """Read and verify a train-model directory; return metadata, model bytes, model sha256."""
     if not (path / MODEL_FILE).is_file():
         raise ModelError(f"{path}: no {MODEL_FILE} (expected a train-model output directory)")
+    # Read once, hash those bytes: what runs is exactly what was verified.
+    model_bytes = (path / MODEL_FILE).read_bytes()
+    digest = hashlib.sha256(model_bytes).hexdigest()
     manifest = read_manifest(path)
     if manifest is not None:
-        verify_files(path, manifest, [MODEL_FILE, METADATA_FILE])
-    model_bytes = (path / MODEL_FILE).read_bytes()
-    digest = sha256_file(path / MODEL_FILE)
+        check_file_digest(path, manifest, MODEL_FILE, digest)
+        verify_files(path, manifest, [METADATA_FILE])
     if pinned and parse_digest(pinned) != digest:
         raise IntegrityError(
             f"{path / MODEL_FILE}: sha256 {digest} does not match the pinned {parse_digest(pinned)}"
