@@ -76,3 +76,16 @@ def runtime_image() -> str:
     assert built.returncode == 0, built.stderr[-3000:]
     assert built.stdout.strip().splitlines()[-1] == IMAGE
     return IMAGE
+
+
+@pytest.fixture
+def s3_secret(tmp_path: Path) -> Path:
+    """Secrets as a cluster would hold them, for the moto server's test credentials."""
+    root = tmp_path / "secrets"
+    for name in ("s3-test-credentials", "s3-credentials"):
+        (root / name).mkdir(parents=True)
+        (root / name / "credentials").write_text(
+            "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+        )
+        (root / name / "config").write_text("[default]\nregion = us-east-1\n")
+    return root

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import urllib.request
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -59,10 +60,10 @@ def test_bundle_layout_follows_the_tekton_contract(registry) -> None:  # type: i
     assert digests == sorted(digests)
 
 
-def test_a_task_runs_from_a_pushed_bundle(tekton, registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pinned = push_catalog(registry)
+def train_from_bundle(tekton, bundle: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run train-model resolved from ``bundle`` on the iris table; return the finished run."""
     write_iris(tmp_path / "data" / "iris.csv")
-    run = tekton(
+    return tekton(
         f"""
     apiVersion: tekton.dev/v1
     kind: TaskRun
@@ -71,7 +72,7 @@ def test_a_task_runs_from_a_pushed_bundle(tekton, registry, tmp_path) -> None:  
       taskRef:
         resolver: bundles
         params:
-          - {{name: bundle, value: "{pinned}"}}
+          - {{name: bundle, value: "{bundle}"}}
           - {{name: name, value: train-model}}
           - {{name: kind, value: task}}
       params:
@@ -83,6 +84,10 @@ def test_a_task_runs_from_a_pushed_bundle(tekton, registry, tmp_path) -> None:  
         "--workspace",
         f"data={tmp_path / 'data'}",
     )
+
+
+def test_a_task_runs_from_a_pushed_bundle(tekton, registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run = train_from_bundle(tekton, push_catalog(registry), tmp_path)
     assert run.exit_code == 0, run.log
     assert run.results["model-digest"].startswith("sha256:")
 

@@ -43,19 +43,6 @@ def iris_in_bucket(s3, bucket: str, key: str, tmp_path: Path) -> None:  # type: 
     s3.upload_file(str(write_iris(tmp_path / "iris.csv")), bucket, key)
 
 
-@pytest.fixture
-def s3_secret(tmp_path: Path) -> Path:
-    """Secrets as a cluster would hold them, for the moto server's test credentials."""
-    root = tmp_path / "secrets"
-    for name in ("s3-test-credentials", "s3-credentials"):
-        (root / name).mkdir(parents=True)
-        (root / name / "credentials").write_text(
-            "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
-        )
-        (root / name / "config").write_text("[default]\nregion = us-east-1\n")
-    return root
-
-
 @pytest.mark.parametrize("task", ["train-model", "evaluate-model"])
 def test_task_tests_run_yaml(tekton, task: str) -> None:  # type: ignore[no-untyped-def]
     run = tekton(catalog_file(f"task/{task}/0.1/tests/run.yaml"), "--catalog", str(CATALOG))

@@ -44,15 +44,9 @@ def test_every_step_runs_in_the_image_as_non_root(runtime_image: str) -> None:
     assert labels.stdout.strip() == __version__
 
 
-def test_catalog_pipeline_in_containers(tekton, runtime_image, s3, s3_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tests.local.test_catalog_runs import write_iris  # noqa: F401 - used via iris_in_bucket
-
-    secrets = tmp_path / "secrets" / "s3-test-credentials"
-    secrets.mkdir(parents=True)
-    (secrets / "credentials").write_text(
-        "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
-    )
-    (secrets / "config").write_text("[default]\nregion = us-east-1\n")
+def test_catalog_pipeline_in_containers(  # type: ignore[no-untyped-def]
+    tekton, runtime_image, s3, s3_server, s3_secret, tmp_path
+) -> None:
     iris_in_bucket(s3, "tekton-mlops-test", "iris/iris.csv", tmp_path)
     run = tekton(
         catalog_file("pipeline/train-and-deploy/0.1/tests/run.yaml", revision_to_head=True),
@@ -65,7 +59,7 @@ def test_catalog_pipeline_in_containers(tekton, runtime_image, s3, s3_server, tm
         "--param",
         f"s3-endpoint-url={s3_server.endpoint}",
         "--secrets-dir",
-        str(tmp_path / "secrets"),
+        str(s3_secret),
     )
     assert run.exit_code == 0, run.log
     assert run.results["passed"] == "true"

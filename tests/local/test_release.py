@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from tekton_mlops.catalog.lint import lint_tree
 from tekton_mlops.cli import main
 from tekton_mlops.yamlio import load
-from tests.local.test_catalog_runs import CATALOG, write_iris
+from tests.local.test_bundles import train_from_bundle
+from tests.local.test_catalog_runs import CATALOG
 
 pytestmark = pytest.mark.integration
 
@@ -56,27 +57,7 @@ def test_release_pins_the_image_and_publishes_bundles(  # type: ignore[no-untype
     bundles = [line.split()[1] for line in output.splitlines() if line.startswith("bundle ")]
     train = next(b for b in bundles if "/catalog/tasks/train-model:0.1@" in b)
     assert any("/catalog/pipelines/train-and-deploy:0.1@" in b for b in bundles)
-    write_iris(tmp_path / "data" / "iris.csv")
-    run = tekton(
-        f"""
-    apiVersion: tekton.dev/v1
-    kind: TaskRun
-    metadata: {{name: released}}
-    spec:
-      taskRef:
-        resolver: bundles
-        params:
-          - {{name: bundle, value: "{train}"}}
-          - {{name: name, value: train-model}}
-      params:
-        - {{name: target-column, value: species}}
-      workspaces:
-        - {{name: data, emptyDir: {{}}}}
-        - {{name: model, emptyDir: {{}}}}
-    """,
-        "--workspace",
-        f"data={tmp_path / 'data'}",
-    )
+    run = train_from_bundle(tekton, train, tmp_path)
     assert run.exit_code == 0, run.log
     ran = run.object["status"]["taskSpec"]["steps"][0]["image"]
     assert ran == pinned  # the bundle carries the Task pinned to the released image

@@ -707,12 +707,16 @@ class Linter:
 
 
 def _is_resource(doc: Document) -> bool:
-    """A catalog resource file (not a sample or test run)."""
-    return (
-        doc.path.parent.name not in ("samples", "tests")
-        and doc.path.stem == str((doc.data.get("metadata") or {}).get("name", ""))
-        or doc.path.parent.parent.parent.name in ("task", "pipeline")
+    """A catalog resource file (not a sample or test run).
+
+    Either it sits where resources sit (<kind>/<name>/<version>/<file>.yaml), or it is named
+    after its resource outside samples/ and tests/; the path rule then says where it belongs.
+    """
+    in_layout = doc.path.parent.parent.parent.name in ("task", "pipeline")
+    named_like_one = doc.path.parent.name not in ("samples", "tests") and doc.path.stem == str(
+        (doc.data.get("metadata") or {}).get("name", "")
     )
+    return in_layout or named_like_one
 
 
 def _split(value: Any) -> list[str]:
