@@ -183,3 +183,37 @@ def test_process_runner_refuses_volume_mounts(tekton) -> None:  # type: ignore[n
     assert run.exit_code == 1
     assert run.condition["reason"] == "TaskRunValidationFailed"
     assert "--runner podman" in run.condition["message"]
+
+
+def test_parallel_tasks_keep_their_own_mounts(tekton, runtime_image, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    task = """
+          - name: {me}
+            workspaces: [{{name: out, workspace: shared, subPath: {me}}}]
+            taskSpec:
+              workspaces: [{{name: out}}]
+              steps:
+                - name: write
+                  image: {image}
+                  script: |
+                    #!/bin/sh
+                    sleep 1
+                    echo {me} > $(workspaces.out.path)/owner
+    """
+    run = tekton(
+        """
+    apiVersion: tekton.dev/v1
+    kind: PipelineRun
+    metadata: {name: mounts}
+    spec:
+      workspaces: [{name: shared, emptyDir: {}}]
+      pipelineSpec:
+        workspaces: [{name: shared}]
+        tasks:"""
+        + "".join(task.format(me=me, image=runtime_image) for me in ("left", "right")),
+        "--runner",
+        "podman",
+    )
+    assert run.exit_code == 0, run.log
+    shared = tmp_path / "runs" / "mounts" / "workspaces" / "shared"
+    assert (shared / "left" / "owner").read_text() == "left\n"
+    assert (shared / "right" / "owner").read_text() == "right\n"

@@ -158,14 +158,24 @@ def _condition(status: str, reason: str, message: str, when: float) -> dict[str,
     }
 
 
+@dataclass
+class _Pod:
+    """One TaskRun's own directories and mounts: never shared between parallel TaskRuns."""
+
+    here: Path
+    home: Path
+    results_dir: Path
+    scripts: Path
+    mounts: tuple[Mount, ...] = ()
+    volumes: dict[str, Path] = field(default_factory=dict)
+
+
 class TaskRunExecutor:
     def __init__(
         self, cluster: Cluster, runner: StepRunner, run_dir: Path, log: Callable[[str], None]
     ) -> None:
         self.cluster = cluster
         self.runner = runner
-        self.mounts: tuple[Mount, ...] = ()
-        self.volumes: dict[str, Path] = {}
         self.durations: dict[str, float] = {}  # TaskRun name -> seconds, for the summary
         self.run_dir = run_dir
         self.log = log
@@ -226,7 +236,7 @@ class TaskRunExecutor:
                     f'declared workspace "{declared["name"]}" is required but has not been bound',
                 )
         table = self._table(plan, values, results_dir, home)
-        self.mounts = self._mounts(plan, results_dir, home)
+        pod = _Pod(here, home, results_dir, scripts, self._mounts(plan, results_dir, home))
         mounting = [
             s.get("name")
             for s in [*(plan.spec.get("steps") or []), *(plan.spec.get("sidecars") or [])]
@@ -240,7 +250,7 @@ class TaskRunExecutor:
                 "runner cannot do; run with --runner podman",
             )
         try:
-            self.volumes = self._make_volumes(plan.spec, here)
+            pod.volumes = self._make_volumes(plan.spec, here)
         except ResolutionError as exc:
             return finish(False, exc.reason, f"Failed to create pod due to config error: {exc}")
         deadline = plan.deadline
@@ -260,9 +270,7 @@ class TaskRunExecutor:
         for raw in plan.spec.get("sidecars") or []:
             sidecar = substitute(raw, table)
             name = sidecar.get("name", "sidecar")
-            invocation = self._invocation(
-                sidecar, name, here, home, results_dir, None, log_name=f"sidecar-{name}"
-            )
+            invocation = self._invocation(pod, sidecar, name, None, log_name=f"sidecar-{name}")
             process = self.runner.start(invocation, scripts)
             sidecars.append((name, process))
             if process is None or not wait_ready(sidecar.get("readinessProbe"), process):
@@ -270,9 +278,7 @@ class TaskRunExecutor:
                 return finish(False, "Failed", f'sidecar "{name}" did not become ready')
             self.log(f"  sidecar {plan.name}/{name} ready")
         try:
-            failed_step, timed_out = self._steps(
-                plan, steps, table, here, home, results_dir, scripts, deadline, status
-            )
+            failed_step, timed_out = self._steps(plan, pod, steps, table, deadline, status)
         except ResolutionError as exc:
             return finish(False, exc.reason, f"Failed to create pod due to config error: {exc}")
         finally:
@@ -297,16 +303,14 @@ class TaskRunExecutor:
 
     def _invocation(
         self,
+        pod: _Pod,
         step: dict[str, Any],
         name: str,
-        here: Path,
-        home: Path,
-        results_dir: Path,
         deadline: float | None,
         log_name: str = "",
     ) -> StepInvocation:
-        env = self.runner.base_env(home, results_dir) | _env(step, self.cluster)
-        default_dir = "/workspace" if self.runner.in_container else str(here / "workspace")
+        env = self.runner.base_env(pod.home, pod.results_dir) | _env(step, self.cluster)
+        default_dir = "/workspace" if self.runner.in_container else str(pod.here / "workspace")
         user = (step.get("securityContext") or {}).get("runAsUser")
         return StepInvocation(
             name=name,
@@ -316,16 +320,17 @@ class TaskRunExecutor:
             script=str(step.get("script") or ""),
             env=env,
             working_dir=Path(step.get("workingDir") or default_dir),
-            log_file=here / "logs" / f"{log_name or name}.log",
+            log_file=pod.here / "logs" / f"{log_name or name}.log",
             deadline=deadline,
-            mounts=self.mounts + self._volume_mounts(step),
+            mounts=pod.mounts + self._volume_mounts(step, pod.volumes),
             user="" if user is None else str(user),
         )
 
-    def _volume_mounts(self, step: dict[str, Any]) -> tuple[Mount, ...]:
+    @staticmethod
+    def _volume_mounts(step: dict[str, Any], volumes: dict[str, Path]) -> tuple[Mount, ...]:
         mounts = []
         for mount in step.get("volumeMounts") or []:
-            source = self.volumes.get(mount["name"])
+            source = volumes.get(mount["name"])
             if source is None:
                 raise ResolutionError(
                     "CreateContainerConfigError",
@@ -417,12 +422,9 @@ class TaskRunExecutor:
     def _steps(
         self,
         plan: TaskRunPlan,
+        pod: _Pod,
         steps: list[dict[str, Any]],
         table: dict[str, Value],
-        here: Path,
-        home: Path,
-        results_dir: Path,
-        scripts: Path,
         deadline: float | None,
         status: dict[str, Any],
     ) -> tuple[str, bool]:
@@ -443,9 +445,9 @@ class TaskRunExecutor:
                 )
                 continue
             step = substitute(raw, table)
-            invocation = self._invocation(step, name, here, home, results_dir, deadline)
+            invocation = self._invocation(pod, step, name, deadline)
             self.log(f"  step {plan.name}/{name} started")
-            outcome = self.runner.run(invocation, scripts)
+            outcome = self.runner.run(invocation, pod.scripts)
             continued = outcome.exit_code != 0 and step.get("onError") == "continue"
             reason = (
                 "TimeoutExceeded"
