@@ -79,28 +79,70 @@ def start_moto() -> S3Server:
     return S3Server(endpoint, process)
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Debian's docker-registry (distribution 2.8) on 127.0.0.1; yields host:port."""
+@dataclass
+class RegistryServer:
+    """Debian's docker-registry (distribution 2.8) on 127.0.0.1, optionally with htpasswd auth."""
+
+    root: Path
+    port: int
+    htpasswd: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def start(self) -> RegistryServer:
+        auth = (
+            f"auth:\n  htpasswd:\n    realm: test\n    path: {self.htpasswd}\n"
+            if self.htpasswd
+            else ""
+        )
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "config.yml"
+        config.write_text(
+            f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {self.data}\n"
+            f"http:\n  addr: {self.host}\nlog:\n  level: error\n{auth}"
+        )
+        self.process = subprocess.Popen(
+            ["docker-registry", "serve", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while True:  # 401 from an auth registry also means "up"
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"registry on {self.host} did not come up") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+def start_registry(root: Path, htpasswd: Path | None = None) -> RegistryServer:
     import shutil
 
     need(shutil.which("docker-registry") is not None, "docker-registry is not installed")
-    root = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    config = root / "config.yml"
-    config.write_text(
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
-        f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n"
-    )
-    process = subprocess.Popen(
-        ["docker-registry", "serve", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_http(f"http://127.0.0.1:{port}/v2/")
-    yield f"127.0.0.1:{port}"
-    process.kill()
-    process.wait(timeout=10)
+    return RegistryServer(root, free_port(), htpasswd).start()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A registry without auth for the whole session; yields host:port."""
+    server = start_registry(tmp_path_factory.mktemp("registry"))
+    yield server.host
+    server.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -138,6 +180,46 @@ def bucket(s3, request: pytest.FixtureRequest) -> str:  # type: ignore[no-untype
     name = "t-" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40]
     s3.create_bucket(Bucket=name)
     return name
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private: Path
+    public: Path
+
+
+def make_key_pair(folder: Path, curve: str = "secp256r1") -> KeyPair:
+    """A PEM EC key pair, as `openssl ecparam -genkey` and `openssl ec -pubout` write them."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(getattr(ec, curve.upper())())
+    private = folder / "private.pem"
+    public = folder / "public.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return KeyPair(private, public)
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
+    return make_key_pair(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="session")
+def other_keys(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
+    return make_key_pair(tmp_path_factory.mktemp("other-keys"))
 
 
 def write_csv(path: Path, loader: str) -> Path:

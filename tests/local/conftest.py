@@ -79,8 +79,11 @@ def runtime_image() -> str:
 
 
 @pytest.fixture
-def s3_secret(tmp_path: Path) -> Path:
-    """Secrets as a cluster would hold them, for the moto server's test credentials."""
+def cluster_secrets(tmp_path: Path) -> Path:
+    """Secrets as a cluster would hold them: the moto server's test credentials and a
+    model signing key pair."""
+    from tests.conftest import make_key_pair
+
     root = tmp_path / "secrets"
     for name in ("s3-test-credentials", "s3-credentials"):
         (root / name).mkdir(parents=True)
@@ -88,4 +91,9 @@ def s3_secret(tmp_path: Path) -> Path:
             "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
         )
         (root / name / "config").write_text("[default]\nregion = us-east-1\n")
+    pair = make_key_pair(tmp_path / "keys")
+    (root / "model-signing-key").mkdir()
+    (root / "model-signing-key" / "private.pem").write_bytes(pair.private.read_bytes())
+    (root / "model-verification-key").mkdir()
+    (root / "model-verification-key" / "public.pem").write_bytes(pair.public.read_bytes())
     return root

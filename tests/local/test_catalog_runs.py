@@ -50,7 +50,35 @@ def test_task_tests_run_yaml(tekton, task: str) -> None:  # type: ignore[no-unty
     assert run.condition["reason"] == "Succeeded"
 
 
-def test_fetch_data_tests_run_yaml(tekton, s3_server, s3_secret) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("task", ["sign-artifact", "verify-artifact"])
+def test_signing_tests_run_yaml(tekton, cluster_secrets, task: str) -> None:  # type: ignore[no-untyped-def]
+    run = tekton(
+        catalog_file(f"task/{task}/0.1/tests/run.yaml"),
+        "--catalog",
+        str(CATALOG),
+        "--secrets-dir",
+        str(cluster_secrets),
+    )
+    assert run.exit_code == 0, run.log
+    assert run.condition["reason"] == "Succeeded"
+
+
+def test_push_model_tests_run_yaml(tekton, registry, cluster_secrets) -> None:  # type: ignore[no-untyped-def]
+    run = tekton(
+        catalog_file("task/push-model/0.1/tests/run.yaml"),
+        "--catalog",
+        str(CATALOG),
+        "--param",
+        f"registry={registry}",
+        "--secrets-dir",
+        str(cluster_secrets),
+    )
+    assert run.exit_code == 0, run.log
+    assert run.results["model-uri"].startswith(f"oci://{registry}/tekton-mlops-test/model@sha256:")
+    assert run.results["pulled-digest"] == run.results["pushed-digest"]
+
+
+def test_fetch_data_tests_run_yaml(tekton, s3_server, cluster_secrets) -> None:  # type: ignore[no-untyped-def]
     run = tekton(
         catalog_file("task/fetch-data/0.1/tests/run.yaml"),
         "--catalog",
@@ -58,13 +86,13 @@ def test_fetch_data_tests_run_yaml(tekton, s3_server, s3_secret) -> None:  # typ
         "--param",
         f"s3-endpoint={s3_server.endpoint}",
         "--secrets-dir",
-        str(s3_secret),
+        str(cluster_secrets),
     )
     assert run.exit_code == 0, run.log
     assert run.condition["message"] == "Tasks Completed: 3 (Failed: 0, Cancelled 0), Skipped: 0"
 
 
-def test_pipeline_tests_run_yaml(tekton, s3, s3_server, s3_secret, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_pipeline_tests_run_yaml(tekton, s3, s3_server, cluster_secrets, tmp_path) -> None:  # type: ignore[no-untyped-def]
     iris_in_bucket(s3, "tekton-mlops-test", "iris/iris.csv", tmp_path)
     run = tekton(
         catalog_file("pipeline/train-and-deploy/0.1/tests/run.yaml", revision_to_head=True),
@@ -75,29 +103,54 @@ def test_pipeline_tests_run_yaml(tekton, s3, s3_server, s3_secret, tmp_path) -> 
         "--param",
         f"s3-endpoint-url={s3_server.endpoint}",
         "--secrets-dir",
-        str(s3_secret),
+        str(cluster_secrets),
     )
     assert run.exit_code == 0, run.log
     assert run.results["passed"] == "true"
     assert run.results["model-digest"].startswith("sha256:")
+    assert run.results["model-uri"].startswith("s3://tekton-mlops-test/models/iris/sha256-")
 
 
-def test_pipeline_local_sample(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def run_local_sample(tekton, tmp_path: Path, secrets: Path, *params: str):  # type: ignore[no-untyped-def]
     data = write_iris(tmp_path / "data" / "iris.csv")
-    run = tekton(
+    args = [f"dataset-uri={data.as_uri()}", "target-column=species", *params]
+    return tekton(
         catalog_file("pipeline/train-and-deploy/0.1/samples/run-locally.yaml"),
         "--git-mirror",
         f"{PROJECT_URL}={REPO}",
-        "--param",
-        f"dataset-uri={data.as_uri()}",
-        "--param",
-        "target-column=species",
+        "--secrets-dir",
+        str(secrets),
+        *(part for param in args for part in ("--param", param)),
     )
+
+
+def test_pipeline_local_sample(tekton, tmp_path, cluster_secrets) -> None:  # type: ignore[no-untyped-def]
+    run = run_local_sample(tekton, tmp_path, cluster_secrets)
     assert run.exit_code == 0, run.log
     assert run.results["passed"] == "true"
+    assert run.results["signed-digest"].startswith("sha256:")
+    assert "model-uri" not in run.results  # no destination: the push is skipped
+    assert run.skipped == {"push-model": "When Expressions evaluated to false"}
 
 
-def test_pipeline_s3_sample(tekton, s3, s3_server, s3_secret, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_pipeline_signs_and_pushes_nothing_that_failed_its_thresholds(  # type: ignore[no-untyped-def]
+    tekton, tmp_path, cluster_secrets, registry
+) -> None:
+    run = run_local_sample(
+        tekton,
+        tmp_path,
+        cluster_secrets,
+        'thresholds={"accuracy": ">=1.5"}',
+        f"model-destination=oci://{registry}/gate/never:1",
+    )
+    assert run.exit_code == 0, run.log
+    assert run.results["passed"] == "false"
+    assert set(run.skipped) == {"sign-model", "verify-model", "push-model"}
+    assert "signed-digest" not in run.results
+    assert "model-uri" not in run.results
+
+
+def test_pipeline_s3_sample(tekton, s3, s3_server, cluster_secrets, tmp_path) -> None:  # type: ignore[no-untyped-def]
     iris_in_bucket(s3, "datasets", "iris/iris.csv", tmp_path)
     run = tekton(
         catalog_file(
@@ -110,13 +163,13 @@ def test_pipeline_s3_sample(tekton, s3, s3_server, s3_secret, tmp_path) -> None:
         "--param",
         f"s3-endpoint-url={s3_server.endpoint}",
         "--secrets-dir",
-        str(s3_secret),
+        str(cluster_secrets),
     )
     assert run.exit_code == 0, run.log
     assert run.condition["reason"] == "Succeeded"
 
 
-def test_fetch_samples(tekton, s3, s3_server, s3_secret, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_samples(tekton, s3, s3_server, cluster_secrets, tmp_path) -> None:  # type: ignore[no-untyped-def]
     iris_in_bucket(s3, "datasets", "iris/iris.csv", tmp_path)
     single = tekton(
         catalog_file("task/fetch-data/0.1/samples/fetch-from-s3.yaml"),
@@ -125,7 +178,7 @@ def test_fetch_samples(tekton, s3, s3_server, s3_secret, tmp_path) -> None:  # t
         "--param",
         f"endpoint-url={s3_server.endpoint}",
         "--secrets-dir",
-        str(s3_secret),
+        str(cluster_secrets),
     )
     assert single.exit_code == 0, single.log
     digest = single.results["dataset-digest"]
@@ -141,7 +194,7 @@ def test_fetch_samples(tekton, s3, s3_server, s3_secret, tmp_path) -> None:  # t
         "--param",
         "addressing-style=path",
         "--secrets-dir",
-        str(s3_secret),
+        str(cluster_secrets),
     )
     assert prefix.exit_code == 0, prefix.log
     assert prefix.results["dataset-digest"] == digest

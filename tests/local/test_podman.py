@@ -45,7 +45,7 @@ def test_every_step_runs_in_the_image_as_non_root(runtime_image: str) -> None:
 
 
 def test_catalog_pipeline_in_containers(  # type: ignore[no-untyped-def]
-    tekton, runtime_image, s3, s3_server, s3_secret, tmp_path
+    tekton, runtime_image, s3, s3_server, cluster_secrets, tmp_path
 ) -> None:
     iris_in_bucket(s3, "tekton-mlops-test", "iris/iris.csv", tmp_path)
     run = tekton(
@@ -59,7 +59,7 @@ def test_catalog_pipeline_in_containers(  # type: ignore[no-untyped-def]
         "--param",
         f"s3-endpoint-url={s3_server.endpoint}",
         "--secrets-dir",
-        str(s3_secret),
+        str(cluster_secrets),
     )
     assert run.exit_code == 0, run.log
     assert run.results["passed"] == "true"

@@ -29,6 +29,10 @@ class Params:
     request_checksum: str
     max_concurrency: int
     part_size_mib: int
+    public_key: str
+    signature: str
+    registry_auth: str
+    insecure_registry: bool
 
 
 def _check_combination(params: Params) -> None:
@@ -55,6 +59,8 @@ def _fetch(params: Params, stage: Path, ctx: StepContext) -> Fetched:
             part_size=params.part_size_mib << 20,
         )
         return S3Source(params.source, settings, ctx.log).fetch(stage)
+    if params.source.startswith("oci://"):
+        return _fetch_oci(params, stage)
     if params.source.startswith(("http://", "https://")):
         from tekton_mlops.storage.http import fetch_http
 
@@ -62,6 +68,25 @@ def _fetch(params: Params, stage: Path, ctx: StepContext) -> Fetched:
     from tekton_mlops.storage.files import fetch_file
 
     return fetch_file(params.source, stage, ctx.log)
+
+
+def _fetch_oci(params: Params, stage: Path) -> Fetched:
+    from tekton_mlops.storage.oci import Registry, docker_credentials, parse_reference
+    from tekton_mlops.storage.oci_model import pull_directory
+
+    reference = parse_reference(params.source)
+    auth = Path(params.registry_auth)
+    credentials = docker_credentials(auth, reference.host) if params.registry_auth else None
+    registry = Registry(reference.host, params.insecure_registry or None, credentials)
+    return Fetched(pull_directory(registry, reference, stage), single=False)
+
+
+def _verify_signature(params: Params, stage: Path, ctx: StepContext) -> None:
+    """Check the content against its signature while it is still staged, unpublished."""
+    from tekton_mlops.signing import verify_model
+
+    signed = verify_model(stage, Path(params.public_key), stage / params.signature)
+    ctx.log.info("signature verified: %d file(s), root %s", len(signed.resources), signed.root)
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
@@ -87,6 +112,8 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
             archive_path.unlink()
             known = {}
             ctx.log.info("extracted %s", archive_path.name)
+        if params.public_key:
+            _verify_signature(params, stage, ctx)
         manifest = build_manifest(stage, known=known)
         if expected and not fetched.single and manifest.root_hex != expected:
             raise IntegrityError(

@@ -1,31 +1,39 @@
 """A small client for OCI registries (the distribution v2 API): blobs and manifests.
 
 Content-addressed: a blob the registry already has is not uploaded again.
-Loopback registries are spoken to over plain HTTP, others over HTTPS unless
-``insecure`` says otherwise.
+Large blobs stream from and to files in 1 MiB blocks over one kept-alive
+connection. Loopback registries are spoken to over plain HTTP, others over
+HTTPS unless ``insecure`` says otherwise. Credentials (from a Docker config
+file, as a ``kubernetes.io/dockerconfigjson`` Secret holds them) answer the
+registry's Basic or Bearer challenge and are never logged or put in errors.
 
 Example::
 
-    registry = Registry("127.0.0.1:5000")
+    registry = Registry("127.0.0.1:5000", credentials=docker_credentials(config, host))
     digest = registry.push_blob("team/model", b"...")
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.client
 import json
 import re
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from tekton_mlops.errors import SourceError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+_BLOCK = 1 << 20
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _REFERENCE = re.compile(
     r"^(?P<host>[^/]+)/(?P<repo>[a-z0-9._/-]+?)(?::(?P<tag>[\w][\w.-]{0,127}))?"
     r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
@@ -67,49 +75,200 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = ""
+
+    def __repr__(self) -> str:  # never show the secret, even in a traceback
+        return f"Credentials(username={self.username!r}, password=***)"
+
+
+def docker_credentials(config: Path, host: str) -> Credentials | None:
+    """The credentials a Docker config file (``.dockerconfigjson`` or ``config.json``) holds
+    for ``host``, or None. ``config`` may be the file or the directory of a mounted Secret."""
+    if config.is_dir():
+        candidates = [config / ".dockerconfigjson", config / "config.json"]
+        config = next((c for c in candidates if c.is_file()), candidates[0])
+    try:
+        auths = json.loads(config.read_text()).get("auths", {})
+    except FileNotFoundError:
+        raise SourceError(f"{config}: no Docker config file (.dockerconfigjson)") from None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise SourceError(f"{config}: not a Docker config file ({type(exc).__name__})") from None
+    for key, entry in auths.items():
+        name = re.sub(r"^https?://", "", key).split("/")[0]
+        if name != host or not isinstance(entry, dict):
+            continue
+        if entry.get("auth"):
+            try:
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                raise SourceError(f"{config}: the auth entry for {host} is not base64") from None
+            return Credentials(user, password)
+        if entry.get("username"):
+            return Credentials(str(entry["username"]), str(entry.get("password", "")))
+    return None
+
+
 class Registry:
-    def __init__(self, host: str, insecure: bool | None = None) -> None:
+    def __init__(
+        self, host: str, insecure: bool | None = None, credentials: Credentials | None = None
+    ) -> None:
         loopback = host.split(":")[0] in ("localhost", "127.0.0.1", "[::1]")
-        plain = loopback if insecure is None else insecure
-        self.base = f"{'http' if plain else 'https'}://{host}/v2"
+        self.plain = loopback if insecure is None else insecure
+        self.base = f"{'http' if self.plain else 'https'}://{host}/v2"
         self.host = host
+        self._credentials = credentials
+        self._authorization = ""
+        self._local = threading.local()  # one kept-alive connection per thread
+
+    # Transport ---------------------------------------------------------------------------
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            kind = http.client.HTTPConnection if self.plain else http.client.HTTPSConnection
+            connection = kind(self.host, timeout=60, blocksize=_BLOCK)
+            self._local.connection = connection
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | IO[bytes] | None,
+        headers: dict[str, str],
+        sink: Callable[[bytes], None] | None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urllib.parse.urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        reused = getattr(self._local, "connection", None) is not None
+        connection = self._connection()
+        try:
+            try:
+                connection.request(method, target, body=body, headers=headers)
+                response = connection.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                if not reused:
+                    raise
+                # The server closed an idle kept-alive connection: one fresh try.
+                self._drop_connection()
+                if body is not None and not isinstance(body, bytes):
+                    body.seek(0)
+                connection = self._connection()
+                connection.request(method, target, body=body, headers=headers)
+                response = connection.getresponse()
+            reply_headers = {k.lower(): v for k, v in response.getheaders()}
+            if sink is not None and response.status == 200:
+                while block := response.read(_BLOCK):
+                    sink(block)
+                return response.status, reply_headers, b""
+            return response.status, reply_headers, response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop_connection()
+            raise SourceError(
+                f"cannot reach registry {self.host}: {exc or type(exc).__name__}"
+            ) from None
 
     def _request(
         self,
         method: str,
         url: str,
-        data: bytes | None = None,
+        data: bytes | Path | None = None,
         headers: dict[str, str] | None = None,
+        sink: Callable[[bytes], None] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as exc:
-            body = exc.read()
-            return exc.code, dict(exc.headers), body
-        except (urllib.error.URLError, OSError) as exc:
+        """One request; a 401 challenge is answered once with the credentials."""
+        for attempt in (1, 2):
+            sent = dict(headers or {})
+            if self._authorization:
+                sent["Authorization"] = self._authorization
+            if isinstance(data, Path):
+                sent["Content-Length"] = str(data.stat().st_size)
+                with data.open("rb") as handle:
+                    status, reply, body = self._send(method, url, handle, sent, sink)
+            else:
+                if data is not None:
+                    sent["Content-Length"] = str(len(data))
+                status, reply, body = self._send(method, url, data, sent, sink)
+            if status in (301, 302, 303, 307, 308) and method in ("GET", "HEAD"):
+                return self._follow(method, urllib.parse.urljoin(url, reply["location"]), sink)
+            if status != 401 or attempt == 2 or not self._answer(reply.get("www-authenticate", "")):
+                return status, reply, body
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _at(url: str) -> Registry:
+        """A client without credentials for another host (a redirect, a token service)."""
+        parts = urllib.parse.urlsplit(url)
+        return Registry(parts.netloc, insecure=parts.scheme == "http")
+
+    def _follow(
+        self, method: str, url: str, sink: Callable[[bytes], None] | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        # Blob storage behind a redirect gets no registry credentials.
+        return self._at(url)._send(method, url, None, {}, sink)
+
+    def _answer(self, challenge: str) -> bool:
+        """Set the Authorization header a challenge asks for; False when there is none to give."""
+        if self._credentials is None or not challenge:
+            return False
+        scheme, _, rest = challenge.partition(" ")
+        pair = f"{self._credentials.username}:{self._credentials.password}".encode()
+        basic = "Basic " + base64.b64encode(pair).decode()
+        if scheme.lower() == "basic":
+            self._authorization = basic
+            return True
+        if scheme.lower() != "bearer":
+            return False
+        params = dict(_CHALLENGE_PARAM.findall(rest))
+        realm = params.pop("realm", "")
+        if not realm:
+            return False
+        query = urllib.parse.urlencode(
+            {k: v for k, v in params.items() if k in ("service", "scope")}
+        )
+        url = f"{realm}?{query}" if query else realm
+        status, _, body = self._at(url)._send("GET", url, None, {"Authorization": basic}, None)
+        if status != 200:
             raise SourceError(
-                f"cannot reach registry {self.host}: {getattr(exc, 'reason', exc)}"
+                f"registry {self.host}: the token service refused the credentials (HTTP {status})"
+            )
+        try:
+            token = json.loads(body)
+            self._authorization = "Bearer " + str(token.get("token") or token["access_token"])
+        except (ValueError, KeyError, AttributeError):
+            raise SourceError(
+                f"registry {self.host}: the token service answered without a token"
             ) from None
+        return True
 
     def _fail(self, what: str, status: int, body: bytes) -> SourceError:
         detail = body.decode(errors="replace").strip()[:300]
+        if status == 401:
+            detail = "unauthorized" + ("" if self._credentials else " (no credentials given)")
         return SourceError(f"registry {self.host}: {what}: HTTP {status} {detail}")
 
+    # Blobs -------------------------------------------------------------------------------
+
     def has_blob(self, repository: str, digest: str) -> bool:
-        status, _, _ = self._request("HEAD", f"{self.base}/{repository}/blobs/{digest}")
+        status, _, body = self._request("HEAD", f"{self.base}/{repository}/blobs/{digest}")
+        if status in (401, 403):
+            raise self._fail(f"reading {repository}", status, body)
         return status == 200
 
-    def push_blob(self, repository: str, data: bytes) -> str:
-        """Upload a blob unless the registry has it already; return its digest."""
-        digest = sha256_digest(data)
-        if self.has_blob(repository, digest):
-            return digest
+    def _upload(self, repository: str, digest: str, data: bytes | Path) -> None:
         status, headers, body = self._request("POST", f"{self.base}/{repository}/blobs/uploads/")
         if status != 202:
             raise self._fail(f"starting an upload to {repository}", status, body)
-        location = urllib.parse.urljoin(f"{self.base}/", headers.get("Location", ""))
+        location = urllib.parse.urljoin(f"{self.base}/", headers.get("location", ""))
         separator = "&" if "?" in location else "?"
         status, _, body = self._request(
             "PUT",
@@ -119,7 +278,58 @@ class Registry:
         )
         if status != 201:
             raise self._fail(f"uploading {digest}", status, body)
+
+    def push_blob(self, repository: str, data: bytes) -> str:
+        """Upload a blob unless the registry has it already; return its digest."""
+        digest = sha256_digest(data)
+        if not self.has_blob(repository, digest):
+            self._upload(repository, digest, data)
         return digest
+
+    def push_blob_file(self, repository: str, path: Path, digest: str) -> bool:
+        """Stream a file as the blob ``digest`` unless the registry has it; True if uploaded.
+
+        The registry checks the digest of what arrives, so a file that changed
+        since it was hashed is refused rather than stored under a wrong name.
+        """
+        if self.has_blob(repository, digest):
+            return False
+        self._upload(repository, digest, path)
+        return True
+
+    def blob(self, repository: str, digest: str) -> bytes:
+        status, _, body = self._request("GET", f"{self.base}/{repository}/blobs/{digest}")
+        if status != 200:
+            raise self._fail(f"blob {digest}", status, body)
+        if sha256_digest(body) != digest:
+            raise SourceError(f"registry {self.host}: blob {digest} arrived with another digest")
+        return body
+
+    def blob_to_file(self, repository: str, digest: str, path: Path) -> None:
+        """Stream a blob into ``path``, hashed as it arrives; a wrong digest leaves no file."""
+        hasher = hashlib.sha256()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with path.open("wb") as handle:
+
+                def sink(block: bytes) -> None:
+                    hasher.update(block)
+                    handle.write(block)
+
+                status, _, body = self._request(
+                    "GET", f"{self.base}/{repository}/blobs/{digest}", sink=sink
+                )
+            if status != 200:
+                raise self._fail(f"blob {digest}", status, body)
+            if f"sha256:{hasher.hexdigest()}" != digest:
+                raise SourceError(
+                    f"registry {self.host}: blob {digest} arrived with another digest"
+                )
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
+    # Manifests ---------------------------------------------------------------------------
 
     def push_manifest(self, repository: str, reference: str, manifest: dict[str, Any]) -> str:
         body = json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode()
@@ -146,11 +356,3 @@ class Registry:
         if reference.startswith("sha256:") and digest != reference:
             raise SourceError(f"registry {self.host}: manifest digest {digest} is not {reference}")
         return json.loads(body), digest
-
-    def blob(self, repository: str, digest: str) -> bytes:
-        status, _, body = self._request("GET", f"{self.base}/{repository}/blobs/{digest}")
-        if status != 200:
-            raise self._fail(f"blob {digest}", status, body)
-        if sha256_digest(body) != digest:
-            raise SourceError(f"registry {self.host}: blob {digest} arrived with another digest")
-        return body

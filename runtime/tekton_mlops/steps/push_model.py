@@ -1,0 +1,126 @@
+"""push-model: a signed model directory to an OCI registry or S3, content-addressed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tekton_mlops.contract import StepContext
+from tekton_mlops.digests import METADATA_DIR
+from tekton_mlops.errors import DataError, ParameterError, Violation
+from tekton_mlops.results import ResultValue
+from tekton_mlops.signing import GIT_PATHS, SignedContent, hash_content
+from tekton_mlops.storage.s3 import S3Settings
+
+
+@dataclass(frozen=True)
+class Params:
+    path: str
+    destination: str
+    signature: str
+    require_signature: bool
+    insecure_registry: bool
+    registry_auth: str
+    endpoint_url: str
+    region: str
+    addressing_style: str
+    request_checksum: str
+    max_concurrency: int
+    part_size_mib: int
+
+
+def _check(params: Params, model: Path) -> None:
+    """Everything that can be refused before a byte is sent."""
+    if not model.is_dir():
+        raise DataError(f"{model}: not a directory (push-model pushes a model directory)")
+    if params.require_signature and not (model / params.signature).is_file():
+        raise DataError(
+            f"{model / params.signature}: no signature; sign the model first "
+            "(sign-artifact) or set require-signature to false"
+        )
+    if params.destination.startswith("s3://") and params.insecure_registry:
+        rule = "applies to oci:// destinations only"
+        raise ParameterError("push-model", [Violation("insecure-registry", "true", rule)])
+
+
+def _push_oci(
+    params: Params, model: Path, digests: dict[str, str], root: str, ctx: StepContext
+) -> dict[str, ResultValue]:
+    from tekton_mlops.storage.oci import Registry, docker_credentials, parse_reference
+    from tekton_mlops.storage.oci_model import annotations_for, push_directory
+
+    reference = parse_reference(params.destination)
+    credentials = (
+        docker_credentials(Path(params.registry_auth), reference.host)
+        if params.registry_auth
+        else None
+    )
+    registry = Registry(reference.host, params.insecure_registry or None, credentials)
+    signature = params.signature if (model / params.signature).is_file() else ""
+    pushed = push_directory(
+        registry, reference, model, digests, annotations_for(model, root, signature), ctx.log
+    )
+    repository = f"{reference.host}/{reference.repository}"
+    ctx.log.info(
+        "pushed %s@%s: %d of %d bytes uploaded, %d blob(s) new",
+        repository,
+        pushed.digest,
+        pushed.uploaded_bytes,
+        pushed.total_bytes,
+        pushed.uploaded_blobs,
+    )
+    url = f"{repository}:{reference.tag or 'latest'}"
+    return {
+        "model-uri": f"oci://{repository}@{pushed.digest}",
+        "MODEL_IMAGE_URL": url,
+        "MODEL_IMAGE_DIGEST": pushed.digest,
+        "model_ARTIFACT_OUTPUTS": {"uri": url, "digest": pushed.digest, "isBuildArtifact": "true"},
+        "uploaded-bytes": str(pushed.uploaded_bytes),
+    }
+
+
+def _push_s3(
+    params: Params, model: Path, digests: dict[str, str], root: str, ctx: StepContext
+) -> dict[str, ResultValue]:
+    from tekton_mlops.storage.s3_push import push_directory
+
+    settings = S3Settings(
+        endpoint_url=params.endpoint_url,
+        region=params.region,
+        addressing_style=params.addressing_style,
+        request_checksum=params.request_checksum,
+        max_concurrency=params.max_concurrency,
+        part_size=params.part_size_mib << 20,
+    )
+    # Content-addressed: the root digest names the folder, so the same model always lands
+    # in the same place and another one can never overwrite it.
+    folder = f"{params.destination.rstrip('/')}/sha256-{root.removeprefix('sha256:')}"
+    pushed = push_directory(folder, model, digests, settings, ctx.log)
+    ctx.log.info(
+        "pushed %s (root %s): %d of %d bytes uploaded, %d object(s) new",
+        pushed.uri,
+        root,
+        pushed.uploaded_bytes,
+        pushed.total_bytes,
+        pushed.uploaded_objects,
+    )
+    return {
+        "model-uri": pushed.uri,
+        # Chains reads these for OCI pushes only; empty, they say "no image".
+        "MODEL_IMAGE_URL": "",
+        "MODEL_IMAGE_DIGEST": "",
+        "model_ARTIFACT_OUTPUTS": {"uri": pushed.uri, "digest": root, "isBuildArtifact": "true"},
+        "uploaded-bytes": str(pushed.uploaded_bytes),
+    }
+
+
+def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
+    model = Path(params.path)
+    _check(params, model)
+    # Every file goes, the runtime's metadata (lineage) included. The root digest covers
+    # the files outside it, as fetch-data's does, so a fetch of the push can pin it.
+    digests = dict(hash_content(model, GIT_PATHS).resources)
+    content = {k: v for k, v in digests.items() if not k.startswith(f"{METADATA_DIR}/")}
+    root = SignedContent(model.name, content).root
+    push = _push_s3 if params.destination.startswith("s3://") else _push_oci
+    return {**push(params, model, digests, root, ctx), "root-digest": root}

@@ -1,0 +1,82 @@
+"""sign-artifact: an OpenSSF model signature over a file or directory, and signed lineage."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tekton_mlops.contract import StepContext
+from tekton_mlops.digests import METADATA_DIR, sha256_file
+from tekton_mlops.errors import IntegrityError
+from tekton_mlops.lineage import Artifact
+from tekton_mlops.results import ResultValue
+from tekton_mlops.signing import (
+    default_signature_path,
+    load_private_key,
+    sign_model,
+    sign_statement,
+    write_json_atomically,
+)
+
+#: Lineage records and the DSSE attestations made of them, side by side.
+RECORD_SUFFIX = ".intoto.json"
+ATTESTATION_SUFFIX = ".sigstore.json"
+
+
+@dataclass(frozen=True)
+class Params:
+    path: str
+    private_key: str
+    signature: str
+    attest_lineage: bool
+
+
+def lineage_records(model: Path) -> dict[Path, dict[str, Any]]:
+    """The lineage statements earlier steps left in the model, read before anything is signed."""
+    folder = model / METADATA_DIR / "lineage"
+    records: dict[Path, dict[str, Any]] = {}
+    for path in sorted(folder.glob(f"*{RECORD_SUFFIX}")) if folder.is_dir() else []:
+        try:
+            records[path] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise IntegrityError(f"{path}: unreadable lineage record ({exc})") from None
+    return records
+
+
+def attestation_path(record: Path) -> Path:
+    return record.with_name(record.name.removesuffix(RECORD_SUFFIX) + ATTESTATION_SUFFIX)
+
+
+def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
+    model = Path(params.path)
+    key = load_private_key(Path(params.private_key))
+    signature = Path(params.signature) if params.signature else default_signature_path(model)
+    attest = params.attest_lineage and model.is_dir()
+    if attest:
+        lineage_records(model)  # an unreadable record fails the step before anything is written
+
+    signed = sign_model(model, key, signature)
+    ctx.log.info(
+        "signed %d file(s) of %s: root %s -> %s",
+        len(signed.resources),
+        model,
+        signed.root,
+        signature,
+    )
+    if attest:
+        ctx.write_lineage(
+            model,
+            inputs=[Artifact("model", model.resolve().as_uri(), signed.root_hex)],
+            outputs=[Artifact("signature", signature.resolve().as_uri(), sha256_file(signature))],
+        )
+        records = lineage_records(model)  # with this step's own record now
+        for record_path, record in records.items():
+            write_json_atomically(attestation_path(record_path), sign_statement(record, key))
+        ctx.log.info("attested %d lineage record(s) with the same key", len(records))
+    return {
+        "root-digest": signed.root,
+        "signature": str(signature),
+        "file-count": str(len(signed.resources)),
+    }

@@ -1,0 +1,62 @@
+"""verify-artifact: a file or directory against its OpenSSF model signature; fails closed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tekton_mlops.contract import StepContext
+from tekton_mlops.digests import parse_digest
+from tekton_mlops.results import ResultValue
+from tekton_mlops.signing import (
+    SignatureError,
+    default_signature_path,
+    load_public_key,
+    open_bundle,
+    verify_model,
+)
+from tekton_mlops.steps.sign_artifact import attestation_path, lineage_records
+
+
+@dataclass(frozen=True)
+class Params:
+    path: str
+    public_key: str
+    signature: str
+    ignore_unsigned_files: bool
+    expected_digest: str
+
+
+def verify_attestations(model: Path, public_key: Path) -> int:
+    """Each lineage record that was attested must still be what its attestation signs."""
+    key = load_public_key(public_key)
+    count = 0
+    for record_path, record in lineage_records(model).items():
+        attestation = attestation_path(record_path)
+        if not attestation.exists():
+            continue
+        if open_bundle(attestation, key) != record:
+            raise SignatureError(f"{record_path}: differs from what {attestation.name} signs")
+        count += 1
+    return count
+
+
+def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
+    model = Path(params.path)
+    signature = Path(params.signature) if params.signature else default_signature_path(model)
+    signed = verify_model(model, Path(params.public_key), signature, params.ignore_unsigned_files)
+    if params.expected_digest and parse_digest(params.expected_digest) != signed.root_hex:
+        raise SignatureError(
+            f"{model}: signed root {signed.root} is not the expected "
+            f"sha256:{parse_digest(params.expected_digest)}"
+        )
+    attested = verify_attestations(model, Path(params.public_key)) if model.is_dir() else 0
+    ctx.log.info(
+        "verified %d file(s) of %s against %s: root %s; %d lineage attestation(s) verified",
+        len(signed.resources),
+        model,
+        signature,
+        signed.root,
+        attested,
+    )
+    return {"verified": "true", "root-digest": signed.root}

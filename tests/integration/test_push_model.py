@@ -1,0 +1,328 @@
+"""push-model to the real registry (docker-registry) and S3 (moto), and back by digest."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CLI, KeyPair, RegistryServer, start_registry
+
+pytestmark = pytest.mark.integration
+SECRET = "n0t-in-any-log-7Qz"
+
+
+@pytest.fixture
+def signed_model(tmp_path: Path, run_step, keys: KeyPair) -> Path:  # type: ignore[no-untyped-def]
+    root = tmp_path / "model"
+    root.mkdir()
+    (root / "model.onnx").write_bytes(os.urandom(300_000))
+    (root / "metadata.json").write_text('{"estimator": "random-forest-classifier"}\n')
+    (root / "evaluation.json").write_text('{"metrics": {"accuracy": 0.97}, "passed": true}\n')
+    signed = run_step("sign-artifact", f"--path={root}", f"--private-key={keys.private}")
+    assert signed.exit_code == 0, signed.output
+    return root
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.relative_to(root).as_posix().startswith(".mlops/")
+    }
+
+
+def fetch_verified(run_step, uri: str, out: Path, keys: KeyPair, *extra: str):  # type: ignore[no-untyped-def]
+    return run_step(
+        "fetch-data", f"--source={uri}", f"--output={out}", f"--public-key={keys.public}", *extra
+    )
+
+
+def test_oci_round_trip_by_digest(run_step, registry, signed_model, keys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pushed = run_step(
+        "push-model", f"--path={signed_model}", f"--destination=oci://{registry}/team/iris:1.0"
+    )
+    assert pushed.exit_code == 0, pushed.output
+    digest = pushed.results["MODEL_IMAGE_DIGEST"]
+    assert pushed.results["MODEL_IMAGE_URL"] == f"{registry}/team/iris:1.0"
+    assert pushed.results["model-uri"] == f"oci://{registry}/team/iris@{digest}"
+    chains = json.loads(pushed.results["model_ARTIFACT_OUTPUTS"])
+    assert chains == {
+        "uri": f"{registry}/team/iris:1.0",
+        "digest": digest,
+        "isBuildArtifact": "true",
+    }
+    # The tag resolves to the digest the results pin.
+    from tekton_mlops.storage.oci import Registry
+
+    manifest, by_tag = Registry(registry).manifest("team/iris", "1.0")
+    assert by_tag == digest
+    assert manifest["artifactType"] == "application/vnd.tekton-mlops.model.v1"
+    notes = manifest["annotations"]
+    assert notes["dev.tekton-mlops.model.metrics"] == '{"accuracy":0.97}'
+    assert notes["dev.tekton-mlops.model.root-digest"] == pushed.results["root-digest"]
+    titles = {
+        layer["annotations"]["org.opencontainers.image.title"] for layer in manifest["layers"]
+    }
+    assert {"model.onnx", "model.sig", "metadata.json", "evaluation.json"} <= titles
+
+    out = tmp_path / "pulled"
+    fetched = fetch_verified(run_step, pushed.results["model-uri"], out, keys)
+    assert fetched.exit_code == 0, fetched.output
+    assert "signature verified" in fetched.output
+    assert tree(out) == tree(signed_model)
+    assert fetched.results["dataset-digest"] == pushed.results["root-digest"]
+
+
+def test_oci_push_is_idempotent(run_step, registry, signed_model) -> None:  # type: ignore[no-untyped-def]
+    args = [f"--path={signed_model}", f"--destination=oci://{registry}/team/idem:1"]
+    first = run_step("push-model", *args)
+    again = run_step("push-model", *args)
+    assert first.exit_code == again.exit_code == 0
+    assert int(first.results["uploaded-bytes"]) > 300_000
+    assert again.results["uploaded-bytes"] == "0"
+    assert again.results["MODEL_IMAGE_DIGEST"] == first.results["MODEL_IMAGE_DIGEST"]
+
+
+def test_pulled_content_that_does_not_match_the_signature_is_not_published(  # type: ignore[no-untyped-def]
+    run_step, registry, signed_model, keys, tmp_path
+) -> None:
+    (signed_model / "model.onnx").write_bytes(os.urandom(1000))  # changed after signing
+    pushed = run_step(
+        "push-model", f"--path={signed_model}", f"--destination=oci://{registry}/team/bad:1"
+    )
+    assert pushed.exit_code == 0  # push does not judge content; verification on pull does
+    out = tmp_path / "pulled"
+    fetched = fetch_verified(run_step, pushed.results["model-uri"], out, keys)
+    assert fetched.exit_code == 1
+    assert "changed file(s): model.onnx" in fetched.output
+    assert not out.exists()
+
+
+def test_corrupted_blob_in_the_registry_is_refused(run_step, tmp_path, signed_model, keys) -> None:  # type: ignore[no-untyped-def]
+    server = start_registry(tmp_path / "registry")
+    try:
+        pushed = run_step(
+            "push-model", f"--path={signed_model}", f"--destination=oci://{server.host}/m/c:1"
+        )
+        hexdigest = json.loads(pushed.results["model_ARTIFACT_OUTPUTS"])["digest"]
+        assert hexdigest
+        onnx = next(
+            p
+            for p in (server.data / "docker/registry/v2/blobs/sha256").rglob("data")
+            if p.stat().st_size == 300_000
+        )
+        data = bytearray(onnx.read_bytes())
+        data[5] ^= 0xFF
+        onnx.write_bytes(bytes(data))
+        out = tmp_path / "pulled"
+        fetched = fetch_verified(run_step, pushed.results["model-uri"], out, keys)
+        assert fetched.exit_code == 1
+        assert "arrived with another digest" in fetched.output
+        assert not out.exists()
+    finally:
+        server.stop()
+
+
+def test_unsigned_model_is_not_pushed(run_step, registry, signed_model) -> None:  # type: ignore[no-untyped-def]
+    (signed_model / "model.sig").unlink()
+    failed = run_step(
+        "push-model", f"--path={signed_model}", f"--destination=oci://{registry}/team/unsigned:1"
+    )
+    assert failed.exit_code == 1
+    assert "no signature; sign the model first" in failed.output
+    from tekton_mlops.errors import SourceError
+    from tekton_mlops.storage.oci import Registry
+
+    with pytest.raises(SourceError, match="404"):
+        Registry(registry).manifest("team/unsigned", "1")
+
+
+def test_registry_stopped_mid_push_fails_cleanly_and_a_rerun_succeeds(  # type: ignore[no-untyped-def]
+    tmp_path, keys, run_step
+) -> None:
+    model = tmp_path / "big"
+    model.mkdir()
+    with (model / "model.onnx").open("wb") as handle:
+        for _ in range(768):
+            handle.write(os.urandom(1 << 20))
+    assert (
+        run_step("sign-artifact", f"--path={model}", f"--private-key={keys.private}").exit_code == 0
+    )
+    server = start_registry(tmp_path / "registry")
+    destination = f"--destination=oci://{server.host}/team/big:1"
+    push = subprocess.Popen(
+        [CLI, "push-model", f"--path={model}", destination, f"--results-dir={tmp_path / 'r'}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    uploads = server.data / "docker/registry/v2/repositories/team/big/_uploads"
+    deadline = time.monotonic() + 60
+    while not any(p.stat().st_size > (64 << 20) for p in uploads.rglob("data")):
+        assert push.poll() is None, "the push ended before the registry could be stopped"
+        assert time.monotonic() < deadline, "no upload started"
+        time.sleep(0.01)
+    server.stop()
+    output, _ = push.communicate(timeout=60)
+    try:
+        assert push.returncode == 1, output
+        errors = [line for line in output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, output
+        assert f"registry {server.host}" in errors[0]
+        assert "Traceback" not in output
+        assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+        server.start()  # same storage, same port
+        from tekton_mlops.errors import SourceError
+        from tekton_mlops.storage.oci import Registry
+
+        with pytest.raises(SourceError, match="404"):  # no tag points at half a model
+            Registry(server.host).manifest("team/big", "1")
+        rerun = run_step("push-model", f"--path={model}", destination)
+        assert rerun.exit_code == 0, rerun.output
+        Registry(server.host).manifest("team/big", rerun.results["MODEL_IMAGE_DIGEST"])
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def auth_registry(tmp_path: Path):  # type: ignore[no-untyped-def]
+    import bcrypt
+
+    htpasswd = tmp_path / "htpasswd"
+    hashed = bcrypt.hashpw(SECRET.encode(), bcrypt.gensalt(rounds=4)).decode()
+    htpasswd.write_text(f"pusher:{hashed}\n")
+    server: RegistryServer = start_registry(tmp_path / "auth-registry", htpasswd)
+    yield server
+    server.stop()
+
+
+def docker_config_secret(folder: Path, host: str, password: str) -> Path:
+    """A kubernetes.io/dockerconfigjson Secret as a workspace mounts it."""
+    folder.mkdir(parents=True)
+    auth = base64.b64encode(f"pusher:{password}".encode()).decode()
+    (folder / ".dockerconfigjson").write_text(json.dumps({"auths": {host: {"auth": auth}}}))
+    return folder
+
+
+def test_credentials_from_a_dockerconfigjson_secret_never_reach_the_logs(  # type: ignore[no-untyped-def]
+    run_step, auth_registry, signed_model, keys, tmp_path
+) -> None:
+    host = auth_registry.host
+    secret = docker_config_secret(tmp_path / "creds", host, SECRET)
+    destination = f"--destination=oci://{host}/team/private:1"
+    anonymous = run_step("push-model", f"--path={signed_model}", destination)
+    assert anonymous.exit_code == 1
+    assert "unauthorized (no credentials given)" in anonymous.output
+    wrong = docker_config_secret(tmp_path / "wrong", host, "not-the-password")
+    refused = run_step(
+        "push-model", f"--path={signed_model}", destination, f"--registry-auth={wrong}"
+    )
+    assert refused.exit_code == 1
+    assert "HTTP 401" in refused.output
+
+    pushed = run_step(
+        "push-model", f"--path={signed_model}", destination, f"--registry-auth={secret}", "--debug"
+    )
+    assert pushed.exit_code == 0, pushed.output
+    fetched = fetch_verified(
+        run_step, pushed.results["model-uri"], tmp_path / "out", keys,
+        f"--registry-auth={secret}", "--debug",
+    )  # fmt: skip
+    assert fetched.exit_code == 0, fetched.output
+    encoded = base64.b64encode(f"pusher:{SECRET}".encode()).decode()
+    for run in (anonymous, refused, pushed, fetched):
+        assert SECRET not in run.output
+        assert encoded not in run.output
+        assert SECRET not in json.dumps(run.results)
+        assert encoded not in json.dumps(run.results)
+    for record in (tmp_path / "out" / ".mlops" / "lineage").glob("*.json"):
+        assert SECRET not in record.read_text()
+        assert encoded not in record.read_text()
+
+
+def test_s3_round_trip_by_root_digest(
+    run_step, s3, bucket, s3_server, signed_model, keys, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    endpoint = f"--endpoint-url={s3_server.endpoint}"
+    pushed = run_step(
+        "push-model", f"--path={signed_model}", f"--destination=s3://{bucket}/iris/v1", endpoint
+    )
+    assert pushed.exit_code == 0, pushed.output
+    root = pushed.results["root-digest"]
+    uri = f"s3://{bucket}/iris/v1/sha256-{root.removeprefix('sha256:')}/"
+    assert pushed.results["model-uri"] == uri
+    chains = json.loads(pushed.results["model_ARTIFACT_OUTPUTS"])
+    assert chains == {
+        "uri": uri,
+        "digest": pushed.results["root-digest"],
+        "isBuildArtifact": "true",
+    }
+    assert pushed.results["MODEL_IMAGE_DIGEST"] == ""
+    key = uri.removeprefix(f"s3://{bucket}/") + "model.onnx"
+    head = s3.head_object(Bucket=bucket, Key=key)
+    import hashlib
+
+    assert (
+        head["Metadata"]["sha256"]
+        == hashlib.sha256((signed_model / "model.onnx").read_bytes()).hexdigest()
+    )
+
+    again = run_step(
+        "push-model", f"--path={signed_model}", f"--destination=s3://{bucket}/iris/v1", endpoint
+    )
+    assert again.exit_code == 0
+    assert again.results["uploaded-bytes"] == "0"
+
+    out = tmp_path / "pulled"
+    fetched = fetch_verified(
+        run_step, uri, out, keys, endpoint, f"--sha256={pushed.results['root-digest']}"
+    )
+    assert fetched.exit_code == 0, fetched.output
+    assert tree(out) == tree(signed_model)
+
+
+def test_s3_folder_holding_other_content_is_refused_untouched(  # type: ignore[no-untyped-def]
+    run_step, s3, bucket, s3_server, signed_model
+) -> None:
+    endpoint = f"--endpoint-url={s3_server.endpoint}"
+    args = [f"--path={signed_model}", f"--destination=s3://{bucket}/iris", endpoint]
+    first = run_step("push-model", *args)
+    assert first.exit_code == 0, first.output
+    key = first.results["model-uri"].removeprefix(f"s3://{bucket}/") + "model.onnx"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"another model")
+    listing_before = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    failed = run_step("push-model", *args)
+    assert failed.exit_code == 1
+    assert f"already holds other content ({key})" in failed.output
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == listing_before
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"another model"
+
+
+def test_s3_tampered_after_push_is_refused_on_pull(  # type: ignore[no-untyped-def]
+    run_step, s3, bucket, s3_server, signed_model, keys, tmp_path
+) -> None:
+    endpoint = f"--endpoint-url={s3_server.endpoint}"
+    pushed = run_step(
+        "push-model", f"--path={signed_model}", f"--destination=s3://{bucket}/m", endpoint
+    )
+    assert pushed.exit_code == 0
+    uri = pushed.results["model-uri"]
+    key = uri.removeprefix(f"s3://{bucket}/") + "metadata.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=b'{"estimator": "evil"}')
+    out = tmp_path / "pulled"
+    fetched = fetch_verified(run_step, uri, out, keys, endpoint)
+    assert fetched.exit_code == 1
+    assert "changed file(s): metadata.json" in fetched.output
+    assert not out.exists()
+
+
+def test_bad_destination_is_a_parameter_error(run_step, signed_model) -> None:  # type: ignore[no-untyped-def]
+    failed = run_step("push-model", f"--path={signed_model}", "--destination=ftp://x/y")
+    assert failed.exit_code == 2
+    assert "must be oci://host/repository[:tag] or s3://bucket/prefix" in failed.output
