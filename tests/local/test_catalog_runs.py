@@ -152,6 +152,7 @@ def test_pipeline_signs_and_pushes_nothing_that_failed_its_thresholds(  # type: 
 
 def test_pipeline_s3_sample(tekton, s3, s3_server, cluster_secrets, tmp_path) -> None:  # type: ignore[no-untyped-def]
     iris_in_bucket(s3, "datasets", "iris/iris.csv", tmp_path)
+    s3.create_bucket(Bucket="models")
     run = tekton(
         catalog_file(
             "pipeline/train-and-deploy/0.1/samples/train-from-s3.yaml", revision_to_head=True
@@ -167,6 +168,9 @@ def test_pipeline_s3_sample(tekton, s3, s3_server, cluster_secrets, tmp_path) ->
     )
     assert run.exit_code == 0, run.log
     assert run.condition["reason"] == "Succeeded"
+    pushed = run.results["model-uri"].removeprefix("s3://models/")
+    listed = s3.list_objects_v2(Bucket="models", Prefix=pushed)["Contents"]
+    assert {o["Key"].removeprefix(pushed) for o in listed} >= {"model.onnx", "model.sig"}
 
 
 def test_fetch_samples(tekton, s3, s3_server, cluster_secrets, tmp_path) -> None:  # type: ignore[no-untyped-def]
