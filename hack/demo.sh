@@ -18,8 +18,25 @@ with open(sys.argv[1], "w", newline="") as handle:
     writer.writerows([*map(float, row), int(t)] for row, t in zip(data.data, data.target))
 PY
 
+# A model signing key pair, as the Secrets model-signing-key and model-verification-key
+# would hold it on a cluster (openssl ecparam -name prime256v1 -genkey makes the same).
+"$bin/python" - "$demo/secrets" <<'PY'
+import pathlib, sys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP256R1())
+secrets = pathlib.Path(sys.argv[1])
+(secrets / "model-signing-key").mkdir(parents=True)
+(secrets / "model-verification-key").mkdir()
+(secrets / "model-signing-key" / "private.pem").write_bytes(key.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+(secrets / "model-verification-key" / "public.pem").write_bytes(key.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+PY
+
 "$bin/tekton-mlops" run catalog/pipeline/train-and-deploy/0.1/samples/run-locally.yaml \
   --git-mirror "https://github.com/tekton-mlops/tekton-mlops.git=$PWD" \
+  --secrets-dir "$demo/secrets" \
   --param "dataset-uri=file://$demo/source/cancer.csv" \
   --run-dir "$demo/runs" -o json > "$demo/pipelinerun.json" || status=$?
 
@@ -37,6 +54,8 @@ model        {shared / 'model' / 'model.onnx'}
              {results.get('model-digest', '-')}
 metrics      {results.get('metrics', '-')}
 passed       {results.get('passed', '-')}   (what the deploy stages gate on)
+signed       {results.get('signed-digest', '-')}
+             {shared / 'model' / 'model.sig'} (model_signing verify key accepts it)
 lineage      {shared / 'model' / '.mlops' / 'lineage'}
 the run      {pathlib.Path(sys.argv[1])} (as kubectl get -o json shows it)""")
 PY
