@@ -339,9 +339,193 @@ def bench_image() -> list[Row]:
     ]
 
 
+def _random_file(path: Path, size: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        for _ in range(size >> 20):
+            handle.write(os.urandom(1 << 20))
+
+
+def _ec_key(folder: Path) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = folder / "private.pem"
+    key.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return key
+
+
+def bench_sign(size: int = 1 << 30, runs: int = 5) -> list[Row]:
+    """Signing 1 GiB (one file, then 64 files) against one hashlib pass and the model_signing CLI.
+
+    Every side is a whole process (start-up included) over the same bytes, warm in the page
+    cache, so the figure is hashing plus what each tool adds around it.
+    """
+    work = Path(tempfile.mkdtemp(prefix="bench-sign-", dir=REPO / ".bench"))
+    python, cli_ms = str(BIN / "python"), str(BIN / "model_signing")
+    key = _ec_key(work)
+    one, many = work / "one", work / "many"
+    _random_file(one / "model.onnx", size)
+    for index in range(64):
+        _random_file(many / f"shard-{index:02d}.bin", size // 64)
+    hash_all = (
+        "import hashlib, pathlib, sys\n"
+        "for p in sorted(pathlib.Path(sys.argv[1]).rglob('*')):\n"
+        "    if p.is_file(): hashlib.file_digest(p.open('rb'), 'sha256')"
+    )
+    rows: list[Row] = []
+    try:
+        for label, model in (("1 GiB, one file", one), ("1 GiB, 64 files", many)):
+            sig = work / f"{model.name}.sig"
+
+            def ours(model: Path = model, sig: Path = sig) -> float:
+                return timed(
+                    [CLI, "sign-artifact", f"--path={model}", f"--private-key={key}",
+                     f"--signature={sig}", "--attest-lineage=false",
+                     f"--results-dir={work / 'results'}"]
+                )  # fmt: skip
+
+            def limit(model: Path = model) -> float:
+                return timed([python, "-c", hash_all, str(model)])
+
+            def model_signing(model: Path = model, sig: Path = sig) -> float:
+                return timed(
+                    [cli_ms, "sign", "key", str(model), "--private_key", str(key),
+                     "--signature", str(sig)]
+                )  # fmt: skip
+
+            limit()  # warm the page cache
+            mine, hashing = alternate(runs, ours, limit)
+            _, reference = alternate(runs, ours, model_signing)
+            rows.append(
+                (
+                    f"sign-artifact {label}",
+                    f"{mine:.2f} s",
+                    "one hashlib sha256 pass (the limit)",
+                    f"{hashing:.2f} s",
+                    f"{mine / hashing:.2f}x (goal <= 1.15x)",
+                )
+            )
+            rows.append(
+                (
+                    f"sign-artifact {label}",
+                    f"{mine:.2f} s",
+                    "`model_signing sign key`",
+                    f"{reference:.2f} s",
+                    f"{mine / reference:.2f}x (goal < 1x)",
+                )
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def bench_push(size: int = 1 << 30, runs: int = 5) -> list[Row]:
+    """push-model of 1 GiB against `skopeo copy` of the same content from an OCI layout."""
+    import json
+
+    skopeo, registry_bin = shutil.which("skopeo"), shutil.which("docker-registry")
+    if not skopeo or not registry_bin:
+        raise SystemExit("run hack/system-deps.sh --bench first (needs skopeo, docker-registry)")
+    work = Path(tempfile.mkdtemp(prefix="bench-push-", dir=REPO / ".bench"))
+    port = 5591
+    config = work / "registry.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {work}/registry\n"
+        f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n"
+    )
+    server = subprocess.Popen(
+        [registry_bin, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_port(port)
+        model = work / "model"
+        _random_file(model / "model.onnx", size)
+        digest = hashlib.sha256((model / "model.onnx").read_bytes()).hexdigest()
+        # The same content as an OCI image layout: the model file is the one layer.
+        layout = work / "layout"
+        blobs = layout / "blobs" / "sha256"
+        blobs.mkdir(parents=True)
+        os.link(model / "model.onnx", blobs / digest)
+        (blobs / hashlib.sha256(b"{}").hexdigest()).write_bytes(b"{}")
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.empty.v1+json",
+                    "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(),
+                    "size": 2,
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": f"sha256:{digest}",
+                        "size": size,
+                    }
+                ],
+            }
+        ).encode()
+        manifest_digest = hashlib.sha256(manifest).hexdigest()
+        (blobs / manifest_digest).write_bytes(manifest)
+        (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+        (layout / "index.json").write_text(
+            json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "manifests": [
+                        {
+                            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                            "digest": f"sha256:{manifest_digest}",
+                            "size": len(manifest),
+                            "annotations": {"org.opencontainers.image.ref.name": "bench"},
+                        }
+                    ],
+                }
+            )
+        )
+        counter = iter(range(1000))
+
+        def ours() -> float:  # a new repository each time, so the bytes really travel
+            return timed(
+                [CLI, "push-model", f"--path={model}", "--require-signature=false",
+                 f"--destination=oci://127.0.0.1:{port}/ours/m{next(counter)}:1",
+                 f"--results-dir={work / 'results'}"]
+            )  # fmt: skip
+
+        def peer() -> float:
+            return timed(
+                [skopeo, "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:bench",
+                 f"docker://127.0.0.1:{port}/skopeo/m{next(counter)}:1"]
+            )  # fmt: skip
+
+        mine, theirs = alternate(runs, ours, peer)
+        return [
+            (
+                "push-model 1 GiB to docker-registry",
+                f"{mine:.2f} s",
+                "`skopeo copy` from an OCI layout",
+                f"{theirs:.2f} s",
+                f"{mine / theirs:.2f}x (goal <= 1x)",
+            )
+        ]
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 BENCHMARKS: dict[str, Callable[[], list[Row]]] = {
     "startup": bench_startup,
     "fetch": bench_fetch,
+    "sign": bench_sign,
+    "push": bench_push,
     "executor": bench_executor,
     "image": bench_image,
 }

@@ -12,7 +12,7 @@ if [[ "${1:-}" == "--image" || "${CI:-}" == "true" ]]; then
   debian_packages+=(podman runc debootstrap uidmap)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
-  debian_packages+=(awscli podman runc debootstrap uidmap)
+  debian_packages+=(awscli podman runc debootstrap uidmap skopeo)
   # npm often comes with a Node.js installed outside Debian; use it when it is there.
   command -v npm >/dev/null || debian_packages+=(npm)
   npm_packages+=(s3rver@3.7.1)

@@ -32,6 +32,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 TOOL_COMMANDS: dict[str, str] = {
     "catalog": "tekton_mlops.catalog.cli:catalog",
     "run": "tekton_mlops.local.cli:run",
+    "serve": "tekton_mlops.serving.cli:serve",
 }
 
 _results_dir_option = click.option(

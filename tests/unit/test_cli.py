@@ -96,17 +96,21 @@ def test_version() -> None:
     assert done.stdout.startswith("tekton-mlops, version 0.1.0")
 
 
+#: One broken parameter per step; "{out}" is where the step would write.
 BAD_INPUT = {
-    "fetch-data": ["--source=s3://bucket/k.csv", "--max-concurrency=0"],
-    "train-model": ["--data=d.csv", "--target-column=y", "--estimator=svm"],
-    "evaluate-model": ["--model-path=m", "--data=d.csv", "--thresholds=[1]"],
+    "fetch-data": ["--source=s3://bucket/k.csv", "--max-concurrency=0", "--output={out}"],
+    "train-model": ["--data=d.csv", "--target-column=y", "--estimator=svm", "--output={out}"],
+    "evaluate-model": ["--model-path=m", "--data=d.csv", "--thresholds=[1]", "--output={out}"],
+    "sign-artifact": ["--path={out}", "--private-key=k.pem", "--attest-lineage=maybe"],
+    "verify-artifact": ["--path={out}", "--public-key=k.pub", "--expected-digest=12"],
+    "push-model": ["--path={out}", "--destination=oci://r.example/m:1", "--max-concurrency=0"],
 }
 
 
 @pytest.mark.parametrize("step", step_names())
 def test_bad_input_changes_nothing(step: str, run_step, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "out"
-    args = [*BAD_INPUT[step], f"--output={out}"]
+    args = [arg.format(out=out) for arg in BAD_INPUT[step]]
     outcome = run_step(step, *args)
     assert outcome.exit_code == 2
     assert f"error: {step}: 1 invalid parameter(s)" in outcome.output

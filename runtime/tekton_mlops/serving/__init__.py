@@ -1,0 +1,1 @@
+"""Model serving: the Open Inference Protocol (KServe V2) over onnxruntime."""
