@@ -260,7 +260,9 @@ def _ignored(rel: PurePosixPath, ignore: frozenset[str]) -> bool:
     return any(str(rel) == p or str(rel).startswith(p.rstrip("/") + "/") for p in ignore)
 
 
-def _files(model: Path, ignore: frozenset[str]) -> list[str]:
+def list_files(model: Path, ignore: Iterable[str] = ()) -> list[str]:
+    """Relative POSIX paths of the files under ``model`` outside ``ignore``; no symlinks."""
+    ignore = frozenset(ignore)
     found: list[str] = []
     for root, dirs, files in os.walk(model):
         here = Path(root)
@@ -291,13 +293,16 @@ def hash_content(model: Path, ignore: Iterable[str] = ()) -> SignedContent:
     if not model.is_dir():
         raise IntegrityError(f"{model}: no such file or directory")
     ignore_set = frozenset(ignore)
-    files = _files(model, ignore_set)
+    resources = hash_files(model, list_files(model, ignore_set))
+    return SignedContent(model.name, resources, tuple(sorted(ignore_set)))
+
+
+def hash_files(model: Path, files: list[str]) -> dict[str, str]:
+    """Relative path -> sha256 hex, hashed in parallel."""
     workers = min(len(files), os.cpu_count() or 1) or 1
     with ThreadPoolExecutor(max_workers=workers) as pool:
         digests = list(pool.map(lambda rel: sha256_file(model / rel), files))
-    return SignedContent(
-        model.name, dict(zip(files, digests, strict=True)), tuple(sorted(ignore_set))
-    )
+    return dict(zip(files, digests, strict=True))
 
 
 def default_ignores(model: Path, signature: Path) -> list[str]:
@@ -362,6 +367,20 @@ def verify_model(
 
 def _hash_listed(model: Path, files: list[str]) -> SignedContent:
     return SignedContent(model.name, {f: sha256_file(model / f) for f in files})
+
+
+def claimed_digests(signature: Path) -> dict[str, str]:
+    """The per-file digests a signature claims, read without checking it (no key at hand).
+
+    Only a hint: whoever uses them must have the bytes checked against them anyway, as a
+    registry does with every blob it receives. Empty when there is no readable signature.
+    """
+    try:
+        bundle = json.loads(signature.read_bytes())
+        statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+        return dict(_signed_content(signature, statement).resources)
+    except (OSError, ValueError, KeyError, TypeError, binascii.Error, SignatureError):
+        return {}
 
 
 def _signed_content(path: Path, statement: Mapping[str, Any]) -> SignedContent:

@@ -89,18 +89,41 @@ def test_oci_push_is_idempotent(run_step, registry, signed_model) -> None:  # ty
     assert again.results["MODEL_IMAGE_DIGEST"] == first.results["MODEL_IMAGE_DIGEST"]
 
 
-def test_pulled_content_that_does_not_match_the_signature_is_not_published(  # type: ignore[no-untyped-def]
-    run_step, registry, signed_model, keys, tmp_path
-) -> None:
-    (signed_model / "model.onnx").write_bytes(os.urandom(1000))  # changed after signing
-    pushed = run_step(
-        "push-model", f"--path={signed_model}", f"--destination=oci://{registry}/team/bad:1"
+def test_a_model_changed_after_signing_is_not_pushed(run_step, registry, signed_model) -> None:  # type: ignore[no-untyped-def]
+    (signed_model / "model.onnx").write_bytes(os.urandom(1000))
+    failed = run_step(
+        "push-model", f"--path={signed_model}", f"--destination=oci://{registry}/team/changed:1"
     )
-    assert pushed.exit_code == 0  # push does not judge content; verification on pull does
+    assert failed.exit_code == 1
+    assert "model.onnx: its bytes are not sha256:" in failed.output
+    assert "changed since it was signed?" in failed.output
+    from tekton_mlops.errors import SourceError
+    from tekton_mlops.storage.oci import Registry
+
+    with pytest.raises(SourceError, match="404"):
+        Registry(registry).manifest("team/changed", "1")
+
+
+def test_a_model_signed_with_another_key_is_not_published_on_pull(  # type: ignore[no-untyped-def]
+    run_step, registry, tmp_path, keys, other_keys
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.onnx").write_bytes(os.urandom(5000))
+    assert (
+        run_step(
+            "sign-artifact", f"--path={model}", f"--private-key={other_keys.private}"
+        ).exit_code
+        == 0
+    )
+    pushed = run_step(
+        "push-model", f"--path={model}", f"--destination=oci://{registry}/team/other:1"
+    )
+    assert pushed.exit_code == 0
     out = tmp_path / "pulled"
     fetched = fetch_verified(run_step, pushed.results["model-uri"], out, keys)
     assert fetched.exit_code == 1
-    assert "changed file(s): model.onnx" in fetched.output
+    assert "signed with another key" in fetched.output
     assert not out.exists()
 
 

@@ -91,7 +91,7 @@ def parse_condition(condition: str) -> tuple[str, float]:
     return match.group(1), float(match.group(2))
 
 
-def check(metrics: Mapping[str, float], thresholds: Mapping[str, Any]) -> list[Check]:
+def check(metrics: Mapping[str, float | None], thresholds: Mapping[str, Any]) -> list[Check]:
     """Compare metrics with thresholds; a metric that could not be computed fails."""
     checks = []
     for metric, condition in sorted(thresholds.items()):

@@ -117,7 +117,9 @@ class OnnxModel:
             spec = self._inputs_by_name.get(name) if isinstance(name, str) else None
             if spec is None:
                 known = ", ".join(self._inputs_by_name)
-                raise RequestError(f"inputs[{index}]: unknown input {name!r} (the model takes {known})")
+                raise RequestError(
+                    f"inputs[{index}]: unknown input {name!r} (the model takes {known})"
+                )
             if name in feeds:
                 raise RequestError(f"input {name!r} is given twice")
             feeds[spec.name] = _array(spec, tensor)
@@ -142,7 +144,9 @@ class OnnxModel:
         try:
             values = self.session.run(names, feeds)
         except Exception as exc:  # onnxruntime raises its own exception types; one line is enough
-            raise RequestError(f"the model could not run on this input: {str(exc).splitlines()[0]}") from None
+            raise RequestError(
+                f"the model could not run on this input: {str(exc).splitlines()[0]}"
+            ) from None
         reply: dict[str, Any] = {
             "model_name": self.name,
             "outputs": [_encode(name, value) for name, value in zip(names, values, strict=True)],
@@ -215,7 +219,11 @@ def _text(value: Any) -> str:
 def _encode(name: str, value: Any) -> dict[str, Any]:
     array = np.asarray(value)
     datatype = next(
-        (v2 for v2, dtype in ONNX_TO_V2.values() if dtype is not np.object_ and array.dtype == dtype),
+        (
+            v2
+            for v2, dtype in ONNX_TO_V2.values()
+            if dtype is not np.object_ and array.dtype == dtype
+        ),
         "BYTES",
     )
     data = array.reshape(-1).tolist()

@@ -23,7 +23,9 @@ from typing import Any
 from tekton_mlops.serving.protocol import OnnxModel, RequestError
 
 MAX_BODY = 64 << 20
-_MODEL_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<rest>/ready|/infer)?$")
+_MODEL_PATH = re.compile(
+    r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<rest>/ready|/infer)?$"
+)
 log = logging.getLogger("tekton_mlops.serve")
 
 
@@ -40,11 +42,15 @@ class V2Server(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        name = host.decode() if isinstance(host, bytes) else host
+        return f"http://{name}:{port}"
 
 
 class V2Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes; with Nagle's algorithm on, the client's
+    # delayed ACK would hold each reply back by ~40 ms.
+    disable_nagle_algorithm = True
     server: V2Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name

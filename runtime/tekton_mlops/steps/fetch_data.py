@@ -12,8 +12,9 @@ from tekton_mlops.errors import IntegrityError, ParameterError, Violation
 from tekton_mlops.lineage import Artifact
 from tekton_mlops.results import ResultValue
 from tekton_mlops.storage import archive
+from tekton_mlops.storage.fetch import FetchOptions, fetch
 from tekton_mlops.storage.publish import check_destination, staged_directory
-from tekton_mlops.storage.sources import Fetched
+from tekton_mlops.storage.s3 import S3Settings
 
 
 @dataclass(frozen=True)
@@ -46,39 +47,16 @@ def _check_combination(params: Params) -> None:
             raise ParameterError("fetch-data", [Violation("extract", "true", rule)])
 
 
-def _fetch(params: Params, stage: Path, ctx: StepContext) -> Fetched:
-    if params.source.startswith("s3://"):
-        from tekton_mlops.storage.s3 import S3Settings, S3Source
-
-        settings = S3Settings(
-            endpoint_url=params.endpoint_url,
-            region=params.region,
-            addressing_style=params.addressing_style,
-            request_checksum=params.request_checksum,
-            max_concurrency=params.max_concurrency,
-            part_size=params.part_size_mib << 20,
-        )
-        return S3Source(params.source, settings, ctx.log).fetch(stage)
-    if params.source.startswith("oci://"):
-        return _fetch_oci(params, stage)
-    if params.source.startswith(("http://", "https://")):
-        from tekton_mlops.storage.http import fetch_http
-
-        return fetch_http(params.source, stage, ctx.log)
-    from tekton_mlops.storage.files import fetch_file
-
-    return fetch_file(params.source, stage, ctx.log)
-
-
-def _fetch_oci(params: Params, stage: Path) -> Fetched:
-    from tekton_mlops.storage.oci import Registry, docker_credentials, parse_reference
-    from tekton_mlops.storage.oci_model import pull_directory
-
-    reference = parse_reference(params.source)
-    auth = Path(params.registry_auth)
-    credentials = docker_credentials(auth, reference.host) if params.registry_auth else None
-    registry = Registry(reference.host, params.insecure_registry or None, credentials)
-    return Fetched(pull_directory(registry, reference, stage), single=False)
+def _options(params: Params) -> FetchOptions:
+    settings = S3Settings(
+        endpoint_url=params.endpoint_url,
+        region=params.region,
+        addressing_style=params.addressing_style,
+        request_checksum=params.request_checksum,
+        max_concurrency=params.max_concurrency,
+        part_size=params.part_size_mib << 20,
+    )
+    return FetchOptions(settings, params.registry_auth, params.insecure_registry)
 
 
 def _verify_signature(params: Params, stage: Path, ctx: StepContext) -> None:
@@ -96,7 +74,7 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     expected = parse_digest(params.sha256) if params.sha256 else ""
 
     with staged_directory(output, overwrite=params.overwrite) as stage:
-        fetched = _fetch(params, stage, ctx)
+        fetched = fetch(params.source, stage, _options(params), ctx.log)
         fetched_digest = ""
         if fetched.single:
             fetched_digest = next(iter(fetched.files.values()))

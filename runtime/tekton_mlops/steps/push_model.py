@@ -9,7 +9,13 @@ from tekton_mlops.contract import StepContext
 from tekton_mlops.digests import METADATA_DIR
 from tekton_mlops.errors import DataError, ParameterError, Violation
 from tekton_mlops.results import ResultValue
-from tekton_mlops.signing import GIT_PATHS, SignedContent, hash_content
+from tekton_mlops.signing import (
+    GIT_PATHS,
+    SignedContent,
+    claimed_digests,
+    hash_files,
+    list_files,
+)
 from tekton_mlops.storage.s3 import S3Settings
 
 
@@ -114,12 +120,27 @@ def _push_s3(
     }
 
 
+def _digests(params: Params, model: Path) -> dict[str, str]:
+    """sha256 of every file to push, the runtime's metadata (lineage) included.
+
+    To a registry, the digests the signature claims are used as they are, unread: the
+    registry recomputes every blob's digest and refuses a mismatch, so a file changed
+    since it was signed fails the push, and signed bytes are read once, not twice.
+    """
+    to_s3 = params.destination.startswith("s3://")  # S3 stores our digest as metadata: hash
+    claimed = {} if to_s3 else claimed_digests(model / params.signature)
+    listing = list_files(model, GIT_PATHS)
+    todo = [rel for rel in listing if rel not in claimed]
+    hashed = hash_files(model, todo)
+    return {rel: claimed.get(rel) or hashed[rel] for rel in listing}
+
+
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     model = Path(params.path)
     _check(params, model)
-    # Every file goes, the runtime's metadata (lineage) included. The root digest covers
-    # the files outside it, as fetch-data's does, so a fetch of the push can pin it.
-    digests = dict(hash_content(model, GIT_PATHS).resources)
+    digests = _digests(params, model)
+    # The root digest covers the files outside .mlops, as fetch-data's does, so a fetch
+    # of the push can pin it.
     content = {k: v for k, v in digests.items() if not k.startswith(f"{METADATA_DIR}/")}
     root = SignedContent(model.name, content).root
     push = _push_s3 if params.destination.startswith("s3://") else _push_oci

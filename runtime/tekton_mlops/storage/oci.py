@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from tekton_mlops.errors import SourceError
+from tekton_mlops.errors import IntegrityError, SourceError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -276,6 +276,8 @@ class Registry:
             data,
             {"Content-Type": "application/octet-stream"},
         )
+        if status == 400 and b"DIGEST_INVALID" in body:
+            raise IntegrityError(f"registry {self.host}: the uploaded bytes are not {digest}")
         if status != 201:
             raise self._fail(f"uploading {digest}", status, body)
 

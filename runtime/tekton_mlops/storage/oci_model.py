@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tekton_mlops.errors import SourceError
+from tekton_mlops.errors import IntegrityError, SourceError
 from tekton_mlops.storage.oci import OCI_MANIFEST, Reference, Registry
 from tekton_mlops.storage.sources import safe_relative
 
@@ -74,9 +74,15 @@ def push_directory(
     registry.push_blob(reference.repository, b"{}")
 
     def upload(rel: str) -> bool:
-        return registry.push_blob_file(
-            reference.repository, directory / rel, f"sha256:{digests[rel]}"
-        )
+        try:
+            return registry.push_blob_file(
+                reference.repository, directory / rel, f"sha256:{digests[rel]}"
+            )
+        except IntegrityError:
+            raise IntegrityError(
+                f"{directory / rel}: its bytes are not sha256:{digests[rel]}, the digest its "
+                "signature claims (changed since it was signed?); nothing was tagged"
+            ) from None
 
     # Two streams keep the registry busy while one of them waits on a round trip.
     with ThreadPoolExecutor(max_workers=2) as pool:

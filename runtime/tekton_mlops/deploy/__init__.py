@@ -1,0 +1,1 @@
+"""Deployment targets: KServe InferenceServices and local V2 servers."""

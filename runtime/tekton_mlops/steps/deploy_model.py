@@ -1,0 +1,155 @@
+"""deploy-model: a verified model to KServe (InferenceService) or a local V2 server; canaries."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tekton_mlops.contract import StepContext
+from tekton_mlops.deploy.kserve import DeployError
+from tekton_mlops.errors import ParameterError, Violation
+from tekton_mlops.results import ResultValue
+
+#: Where KServe's storage initializer can read from (file:// is this machine only).
+KSERVE_SCHEMES = ("s3://", "oci://", "gs://", "pvc://", "https://", "http://", "hf://")
+#: What this step can pull to check a signature.
+VERIFIABLE_SCHEMES = ("s3://", "oci://", "file://", "https://", "http://")
+
+
+@dataclass(frozen=True)
+class Params:
+    model_uri: str
+    target: str
+    name: str
+    namespace: str
+    canary_traffic_percent: int
+    promote: bool
+    rollback: bool
+    stop: bool
+    public_key: str
+    signature: str
+    allow_unverified: bool
+    service_account: str
+    deployment_mode: str
+    resources: dict[str, Any]
+    timeout: int
+    kubeconfig: str
+    port: int
+    state_dir: str
+    endpoint_url: str
+    addressing_style: str
+    registry_auth: str
+    insecure_registry: bool
+
+
+def _action(params: Params) -> str:
+    chosen = [a for a in ("promote", "rollback", "stop") if getattr(params, a)]
+    problems = []
+    if len(chosen) > 1:
+        problems.append(Violation(chosen[1], "true", f"cannot be combined with {chosen[0]}"))
+    action = chosen[0] if chosen else "deploy"
+    if action == "deploy" and not params.model_uri:
+        problems.append(Violation("model-uri", "", "is required to deploy"))
+    if action == "stop" and params.target != "local":
+        problems.append(Violation("stop", "true", "applies to the local target only"))
+    if action == "deploy" and params.target == "kserve" and params.model_uri.startswith("file://"):
+        problems.append(Violation("model-uri", params.model_uri, "KServe cannot read file:// URIs"))
+    if action == "deploy" and not params.public_key and not params.allow_unverified:
+        rule = (
+            "refusing to deploy an unverified model: give the public key "
+            "(verification-key workspace) or set allow-unverified"
+        )
+        problems.append(Violation("public-key", "", rule))
+    if problems:
+        raise ParameterError("deploy-model", problems)
+    return action
+
+
+def _pull(params: Params, stage: Path, ctx: StepContext) -> str:
+    """Fetch the model into ``stage`` and verify its signature; return the signed root."""
+    from tekton_mlops.signing import verify_model
+    from tekton_mlops.storage.fetch import FetchOptions, fetch
+    from tekton_mlops.storage.s3 import S3Settings
+
+    if not params.model_uri.startswith(VERIFIABLE_SCHEMES):
+        raise DeployError(f"{params.model_uri}: cannot be pulled here to verify its signature")
+    options = FetchOptions(
+        S3Settings(endpoint_url=params.endpoint_url, addressing_style=params.addressing_style),
+        params.registry_auth,
+        params.insecure_registry,
+    )
+    fetch(params.model_uri, stage, options, ctx.log)
+    if not params.public_key:
+        ctx.log.warning("deploying %s WITHOUT signature verification", params.model_uri)
+        return ""
+    signed = verify_model(stage, Path(params.public_key), stage / params.signature)
+    ctx.log.info("signature verified: %s is %s", params.model_uri, signed.root)
+    return signed.root
+
+
+def _kserve(params: Params, action: str, ctx: StepContext) -> dict[str, ResultValue]:
+    from tekton_mlops.deploy.kserve import Deployment, KServe, render, with_traffic
+
+    namespace = params.namespace or "default"
+    digest = ""
+    if action == "deploy" and params.public_key:
+        with tempfile.TemporaryDirectory(prefix="deploy-model-") as stage:
+            digest = _pull(params, Path(stage), ctx)
+    cluster = KServe.connect(params.kubeconfig)
+    if action == "deploy":
+        isvc = render(
+            Deployment(
+                params.name,
+                namespace,
+                params.model_uri,
+                canary=params.canary_traffic_percent,
+                service_account=params.service_account,
+                resources=params.resources,
+                deployment_mode=params.deployment_mode,
+                model_digest=digest,
+            )
+        )
+    else:
+        current = cluster.get(namespace, params.name)
+        isvc = with_traffic(current, 0 if action == "rollback" else None)
+    url, revision = cluster.apply_and_wait(isvc, params.timeout)
+    traffic = isvc["spec"]["predictor"].get("canaryTrafficPercent")
+    ctx.log.info(
+        "%s InferenceService %s/%s: Ready at %s, revision %s, canary %s",
+        action, namespace, params.name, url, revision,
+        "none" if traffic is None else f"{traffic}%",
+    )  # fmt: skip
+    return {"url": url, "revision": revision, "model-digest": digest}
+
+
+def _local(params: Params, action: str, ctx: StepContext) -> dict[str, ResultValue]:
+    from tekton_mlops.deploy import local
+
+    state = Path(params.state_dir or Path(tempfile.gettempdir()) / "tekton-mlops-deployments")
+    digest = ""
+    if action == "deploy":
+        with tempfile.TemporaryDirectory(prefix="deploy-model-") as stage:
+            digest = _pull(params, Path(stage), ctx)
+            slot = local.start(
+                state, params.name, Path(stage), params.canary_traffic_percent > 0, params.port
+            )
+    elif action == "promote":
+        slot = local.promote(state, params.name)
+    elif action == "rollback":
+        slot = local.rollback(state, params.name)
+    else:
+        stopped = [w for w in (local.CANARY, local.STABLE)
+                   if local.stop(local.slot(state, params.name, w))]  # fmt: skip
+        ctx.log.info("stopped %s server(s) of %s", ", ".join(stopped) or "no", params.name)
+        return {"url": "", "revision": "", "model-digest": ""}
+    revision = slot.folder.name
+    ctx.log.info("%s %s: %s serving at %s", action, params.name, revision, slot.url)
+    return {"url": slot.url, "revision": revision, "model-digest": digest}
+
+
+def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
+    action = _action(params)
+    deploy = _kserve if params.target == "kserve" else _local
+    return {**deploy(params, action, ctx), "action": action}
