@@ -77,7 +77,9 @@ def _ready(url: str, model: str) -> bool:
 
 def start(state: Path, name: str, model_dir: Path, canary: bool, port: int = 0) -> Slot:
     """Copy the verified model into a slot and start a server on it; wait until it is ready."""
-    which = CANARY if canary and slot(state, name, STABLE).running else STABLE
+    # A canary is never the stable deployment until promoted, even the first one: rolling
+    # back a first canary leaves nothing serving rather than a model that failed its SLOs.
+    which = CANARY if canary else STABLE
     target = slot(state, name, which)
     stop(target)
     shutil.rmtree(target.folder, ignore_errors=True)

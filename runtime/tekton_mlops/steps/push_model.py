@@ -44,7 +44,7 @@ def _check(params: Params, model: Path) -> None:
             f"{model / params.signature}: no signature; sign the model first "
             "(sign-artifact) or set require-signature to false"
         )
-    if params.destination.startswith("s3://") and params.insecure_registry:
+    if not params.destination.startswith("oci://") and params.insecure_registry:
         rule = "applies to oci:// destinations only"
         raise ParameterError("push-model", [Violation("insecure-registry", "true", rule)])
 
@@ -127,12 +127,32 @@ def _digests(params: Params, model: Path) -> dict[str, str]:
     registry recomputes every blob's digest and refuses a mismatch, so a file changed
     since it was signed fails the push, and signed bytes are read once, not twice.
     """
-    to_s3 = params.destination.startswith("s3://")  # S3 stores our digest as metadata: hash
-    claimed = {} if to_s3 else claimed_digests(model / params.signature)
+    # S3 and folders record our digest as metadata: only a registry checks every byte.
+    to_registry = params.destination.startswith("oci://")
+    claimed = claimed_digests(model / params.signature) if to_registry else {}
     listing = list_files(model, GIT_PATHS)
     todo = [rel for rel in listing if rel not in claimed]
     hashed = hash_files(model, todo)
     return {rel: claimed.get(rel) or hashed[rel] for rel in listing}
+
+
+def _push_file(
+    params: Params, model: Path, digests: dict[str, str], root: str, ctx: StepContext
+) -> dict[str, ResultValue]:
+    from tekton_mlops.storage.files import local_path
+    from tekton_mlops.storage.folder_push import push_directory
+
+    store = local_path(params.destination)
+    pushed = push_directory(store / f"sha256-{root.removeprefix('sha256:')}", model, digests)
+    ctx.log.info("pushed %s (root %s): %d of %d bytes copied", pushed.uri, root,
+                 pushed.uploaded_bytes, pushed.total_bytes)  # fmt: skip
+    return {
+        "model-uri": pushed.uri,
+        "MODEL_IMAGE_URL": "",
+        "MODEL_IMAGE_DIGEST": "",
+        "model_ARTIFACT_OUTPUTS": {"uri": pushed.uri, "digest": root, "isBuildArtifact": "true"},
+        "uploaded-bytes": str(pushed.uploaded_bytes),
+    }
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
@@ -143,5 +163,6 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     # of the push can pin it.
     content = {k: v for k, v in digests.items() if not k.startswith(f"{METADATA_DIR}/")}
     root = SignedContent(model.name, content).root
-    push = _push_s3 if params.destination.startswith("s3://") else _push_oci
+    scheme = params.destination.split("://", 1)[0]
+    push = {"s3": _push_s3, "file": _push_file}.get(scheme, _push_oci)
     return {**push(params, model, digests, root, ctx), "root-digest": root}
