@@ -37,6 +37,7 @@ PY
 "$bin/tekton-mlops" run catalog/pipeline/train-and-deploy/0.1/samples/run-locally.yaml \
   --git-mirror "https://github.com/tekton-mlops/tekton-mlops.git=$PWD" \
   --secrets-dir "$demo/secrets" \
+  --param "model-destination=file://$demo/models" \
   --param "dataset-uri=file://$demo/source/cancer.csv" \
   --run-dir "$demo/runs" -o json > "$demo/pipelinerun.json" || status=$?
 
@@ -56,7 +57,18 @@ metrics      {results.get('metrics', '-')}
 passed       {results.get('passed', '-')}   (what the deploy stages gate on)
 signed       {results.get('signed-digest', '-')}
              {shared / 'model' / 'model.sig'} (model_signing verify key accepts it)
+pushed       {results.get('model-uri', '-')}
+deployed     {results.get('deployed-url', '-')} (a local canary, then promoted if SLOs passed)
+SLOs met     {results.get('slo-passed', '-')}   report: {shared / 'slo-report' / 'slo-report.md'}
 lineage      {shared / 'model' / '.mlops' / 'lineage'}
 the run      {pathlib.Path(sys.argv[1])} (as kubectl get -o json shows it)""")
 PY
+# The demo ends here: stop the local model server the pipeline left serving.
+for state in "$demo"/runs/*/workspaces/shared/deployments; do
+  [[ -d "$state" ]] || continue
+  for name in "$state"/*; do
+    "$bin/tekton-mlops" deploy-model --target=local --stop --name="$(basename "$name")" \
+      --state-dir="$state" --results-dir="$demo/stop-results" 2>/dev/null || true
+  done
+done
 exit "${status:-0}"

@@ -7,6 +7,7 @@ this repository at HEAD (committed content), mirrored for the project's URL.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,62 @@ def test_task_tests_run_yaml(tekton, task: str) -> None:  # type: ignore[no-unty
     run = tekton(catalog_file(f"task/{task}/0.1/tests/run.yaml"), "--catalog", str(CATALOG))
     assert run.exit_code == 0, run.log
     assert run.condition["reason"] == "Succeeded"
+
+
+def test_deploy_model_tests_run_yaml(tekton, s3, s3_server, cluster_secrets, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Against tests/kube_api_double.py, a TEST DOUBLE of the Kubernetes API server."""
+    from tests.kube_api_double import KubeApiDouble
+
+    s3.create_bucket(Bucket="tekton-mlops-test")
+    double = KubeApiDouble().start()
+    try:
+        run = tekton(
+            catalog_file("task/deploy-model/0.1/tests/run.yaml"),
+            "--catalog", str(CATALOG),
+            "--param", f"s3-endpoint={s3_server.endpoint}",
+            "--param", f"kubeconfig={double.kubeconfig(tmp_path)}",
+            "--secrets-dir", str(cluster_secrets),
+        )  # fmt: skip
+    finally:
+        double.stop()
+    assert run.exit_code == 0, run.log
+    assert run.results["url"] == "http://deploy-test.default.example.com"
+    assert [a["spec"]["predictor"].get("canaryTrafficPercent") for a in double.applied] == [
+        10,
+        None,
+    ]
+
+
+def test_check_slo_tests_run_yaml(tekton, tmp_path, datasets) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    from tests.conftest import CLI, free_port, wait_http
+
+    model = tmp_path / "model"
+    trained = subprocess.run(
+        [CLI, "train-model", f"--data={datasets['iris']}", "--target-column=target",
+         f"--output={model}", f"--results-dir={tmp_path / 'r'}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    port = free_port()
+    server = subprocess.Popen(
+        [CLI, "serve", f"--model-path={model}", "--model-name=model", f"--port={port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v2/health/ready")
+        run = tekton(
+            catalog_file("task/check-slo/0.1/tests/run.yaml"),
+            "--catalog", str(CATALOG),
+            "--param", f"url=http://127.0.0.1:{port}",
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert run.exit_code == 0, run.log
+    assert run.results["passed"] == "true"
+    assert json.loads(run.results["summary"])["requests"] == 300
 
 
 @pytest.mark.parametrize("task", ["sign-artifact", "verify-artifact"])
@@ -124,13 +181,65 @@ def run_local_sample(tekton, tmp_path: Path, secrets: Path, *params: str):  # ty
     )
 
 
+def served(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def report_log(run_dir: Path) -> str:
+    """What the pipeline's finally report task printed."""
+    return next(run_dir.glob("*/*-report/logs/report.log")).read_text()
+
+
+def stop_local_servers(run_dir: Path) -> None:
+    from tekton_mlops.deploy import local
+
+    for state in run_dir.glob("*/workspaces/shared/deployments"):
+        for name in state.iterdir():
+            for which in (local.CANARY, local.STABLE):
+                local.stop(local.slot(state, name.name, which))
+
+
 def test_pipeline_local_sample(tekton, tmp_path, cluster_secrets) -> None:  # type: ignore[no-untyped-def]
-    run = run_local_sample(tekton, tmp_path, cluster_secrets)
-    assert run.exit_code == 0, run.log
-    assert run.results["passed"] == "true"
-    assert run.results["signed-digest"].startswith("sha256:")
-    assert "model-uri" not in run.results  # no destination: the push is skipped
-    assert run.skipped == {"push-model": "When Expressions evaluated to false"}
+    store = tmp_path / "models"
+    try:
+        run = run_local_sample(
+            tekton, tmp_path, cluster_secrets, f"model-destination={store.as_uri()}"
+        )
+        assert run.exit_code == 0, run.log
+        assert run.results["passed"] == "true"
+        assert run.results["signed-digest"].startswith("sha256:")
+        assert run.results["model-uri"].startswith(f"{store.as_uri()}/sha256-")
+        assert run.results["slo-passed"] == "true"
+        assert "rollback-model" in run.skipped  # promoted: nothing to take back
+        assert "deployment: canary promoted (every SLO met)" in report_log(tmp_path / "runs")
+        assert served(run.results["deployed-url"])  # the promoted canary keeps serving
+    finally:
+        stop_local_servers(tmp_path / "runs")
+
+
+def test_pipeline_rolls_back_a_canary_that_fails_its_slos(  # type: ignore[no-untyped-def]
+    tekton, tmp_path, cluster_secrets
+) -> None:
+    try:
+        run = run_local_sample(
+            tekton, tmp_path, cluster_secrets,
+            f"model-destination={(tmp_path / 'models').as_uri()}",
+            'slos={"latency_p50_ms": "<=0.0001"}',
+        )  # fmt: skip
+        assert run.exit_code == 0, run.log
+        assert run.results["slo-passed"] == "false"
+        assert "promote-model" in run.skipped
+        assert "rollback-model" not in run.skipped
+        assert "deployment: canary rolled back (SLOs not met)" in report_log(tmp_path / "runs")
+        assert not served(run.results["deployed-url"])
+    finally:
+        stop_local_servers(tmp_path / "runs")
 
 
 def test_pipeline_signs_and_pushes_nothing_that_failed_its_thresholds(  # type: ignore[no-untyped-def]
@@ -145,7 +254,10 @@ def test_pipeline_signs_and_pushes_nothing_that_failed_its_thresholds(  # type: 
     )
     assert run.exit_code == 0, run.log
     assert run.results["passed"] == "false"
-    assert set(run.skipped) == {"sign-model", "verify-model", "push-model"}
+    assert set(run.skipped) == {
+        "sign-model", "verify-model", "push-model",
+        "deploy-model", "check-slo", "promote-model", "rollback-model",
+    }  # fmt: skip
     assert "signed-digest" not in run.results
     assert "model-uri" not in run.results
 
@@ -167,7 +279,9 @@ def test_pipeline_s3_sample(tekton, s3, s3_server, cluster_secrets, tmp_path) ->
         str(cluster_secrets),
     )
     assert run.exit_code == 0, run.log
-    assert run.condition["reason"] == "Succeeded"
+    # No deploy-target in this sample: the run ends after the push, Completed with skips.
+    assert run.condition["reason"] == "Completed"
+    assert set(run.skipped) == {"deploy-model", "check-slo", "promote-model", "rollback-model"}
     pushed = run.results["model-uri"].removeprefix("s3://models/")
     listed = s3.list_objects_v2(Bucket="models", Prefix=pushed)["Contents"]
     assert {o["Key"].removeprefix(pushed) for o in listed} >= {"model.onnx", "model.sig"}
