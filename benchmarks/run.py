@@ -539,11 +539,115 @@ def bench_push(size: int = 1 << 30, runs: int = 5) -> list[Row]:
     ]
 
 
+def bench_serve(seconds: float = 4.0) -> list[Row]:
+    """Served requests/s and p50/p99 at concurrency 1, 4, 16: ours vs KServe's Python server.
+
+    The same ONNX model (a 100-tree random forest on iris, one row per request) behind
+    `tekton-mlops serve` and behind KServe's ModelServer with a kserve.Model running the
+    same onnxruntime session; the client is check-slo's load generator in this process.
+    In-process onnxruntime on the same request is the limit the p50 overhead is measured
+    against.
+    """
+    import json
+
+    sys.path.insert(0, str(REPO / "runtime"))
+    sys.path.insert(0, str(REPO))
+    from tekton_mlops.serving.load import drive
+    from tests.conftest import write_csv
+
+    kserve_python = REPO / ".bench" / "kserve-venv" / "bin" / "python"
+    if not kserve_python.exists():
+        raise SystemExit("run hack/system-deps.sh --bench first (needs .bench/kserve-venv)")
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-", dir=REPO / ".bench"))
+    data = write_csv(work / "iris.csv", "load_iris")
+    model = work / "model"
+    subprocess.run(
+        [CLI, "train-model", f"--data={data}", "--target-column=target", f"--output={model}",
+         "--estimator=random-forest-classifier", '--hyperparameters={"n_estimators": 100}',
+         f"--results-dir={work / 'r'}"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    body = json.dumps(
+        {"id": "bench", "inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 4],
+                     "data": [5.1, 3.5, 1.4, 0.2]}]}
+    ).encode()  # fmt: skip
+    servers = {
+        "ours": [CLI, "serve", f"--model-path={model}", "--model-name=iris", "--port=5601"],
+        "kserve": [str(kserve_python), str(REPO / "benchmarks" / "kserve_onnx_server.py"),
+                   str(model / "model.onnx"), "iris", "5602"],
+    }  # fmt: skip
+    ports = {"ours": 5601, "kserve": 5602}
+    rows: list[Row] = []
+    processes = {
+        k: subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for k, c in servers.items()
+    }
+    try:
+        for port in ports.values():
+            wait_port(port)
+        time.sleep(1.0)
+        for port in ports.values():  # warm both up
+            drive(f"http://127.0.0.1:{port}", "iris", body, 200, 4)
+        limit = _in_process_p50(model / "model.onnx")
+        for concurrency in (1, 4, 16):
+            measured = {}
+            for name, port in ports.items():
+                run = drive(f"http://127.0.0.1:{port}", "iris", body, 10**9, concurrency, seconds)
+                assert run.errors == 0, run.error_samples
+                measured[name] = run.summary()
+            ours, peer = measured["ours"], measured["kserve"]
+            rows.append(
+                (
+                    f"serve, concurrency {concurrency}: requests/s (p50 / p99 ms)",
+                    f"{ours['throughput_rps']:.0f} ({ours['latency_p50_ms']:.2f} / "
+                    f"{ours['latency_p99_ms']:.2f})",
+                    "KServe ModelServer 0.21, same model",
+                    f"{peer['throughput_rps']:.0f} ({peer['latency_p50_ms']:.2f} / "
+                    f"{peer['latency_p99_ms']:.2f})",
+                    f"{ours['throughput_rps'] / peer['throughput_rps']:.2f}x throughput "
+                    "(goal >= 1.5x)",
+                )
+            )
+            if concurrency == 1:
+                rows.append(
+                    (
+                        "serve p50 over in-process onnxruntime, concurrency 1",
+                        f"{ours['latency_p50_ms']:.3f} ms",
+                        "session.run in process (the limit)",
+                        f"{limit:.3f} ms",
+                        f"+{ours['latency_p50_ms'] - limit:.3f} ms per request",
+                    )
+                )
+    finally:
+        for process in processes.values():
+            process.terminate()
+            process.wait(timeout=20)
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def _in_process_p50(model: Path) -> float:
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(model), options)
+    features = np.asarray([[5.1, 3.5, 1.4, 0.2]], dtype=np.float32)
+    timings = []
+    for _ in range(2000):
+        start = time.perf_counter()
+        session.run(None, {"X": features})
+        timings.append((time.perf_counter() - start) * 1000)
+    return statistics.median(timings)
+
+
 BENCHMARKS: dict[str, Callable[[], list[Row]]] = {
     "startup": bench_startup,
     "fetch": bench_fetch,
     "sign": bench_sign,
     "push": bench_push,
+    "serve": bench_serve,
     "executor": bench_executor,
     "image": bench_image,
 }

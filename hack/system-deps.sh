@@ -42,3 +42,10 @@ if ((${#npm_packages[@]})); then
     fi
   done
 fi
+
+if [[ "${1:-}" == "--bench" && ! -x .bench/kserve-venv/bin/python ]]; then
+  # KServe's own model server, the peer of `tekton-mlops serve`; kept out of the project's venv.
+  echo "installing kserve into .bench/kserve-venv"
+  python3.11 -m venv .bench/kserve-venv
+  .bench/kserve-venv/bin/pip install --quiet kserve==0.21.0 onnxruntime numpy
+fi

@@ -349,3 +349,25 @@ def test_bad_destination_is_a_parameter_error(run_step, signed_model) -> None:  
     failed = run_step("push-model", f"--path={signed_model}", "--destination=ftp://x/y")
     assert failed.exit_code == 2
     assert "must be oci://host/repository[:tag] or s3://bucket/prefix" in failed.output
+
+
+def test_folder_store_round_trip_is_idempotent_and_immutable(  # type: ignore[no-untyped-def]
+    run_step, signed_model, keys, tmp_path
+) -> None:
+    store = tmp_path / "store"
+    args = [f"--path={signed_model}", f"--destination={store.as_uri()}"]
+    pushed = run_step("push-model", *args)
+    assert pushed.exit_code == 0, pushed.output
+    root = pushed.results["root-digest"].removeprefix("sha256:")
+    assert pushed.results["model-uri"] == f"{store.as_uri()}/sha256-{root}/"
+    assert run_step("push-model", *args).results["uploaded-bytes"] == "0"
+    folder = store / f"sha256-{root}"
+    out = tmp_path / "pulled"
+    fetched = fetch_verified(run_step, pushed.results["model-uri"], out, keys)
+    assert fetched.exit_code == 0, fetched.output
+    assert tree(out) == tree(signed_model)
+    (folder / "metadata.json").write_text("{}")
+    refused = run_step("push-model", *args)
+    assert refused.exit_code == 1
+    assert "already holds other content" in refused.output
+    assert (folder / "metadata.json").read_text() == "{}"
