@@ -305,3 +305,19 @@ def test_rendered_inference_services_match_the_kserve_crd() -> None:
         validate_isvc(isvc)
         validate_isvc(with_traffic(isvc, 0))
         validate_isvc(with_traffic(isvc, None))
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["--target=local", "--promote", "--rollback"], "--rollback='true': cannot be combined"),
+        (["--target=kserve", "--stop"], "applies to the local target only"),
+        (["--target=kserve", "--model-uri=file:///m", "--allow-unverified"], "cannot read file://"),
+        (["--target=local"], "--model-uri='': is required to deploy"),
+    ],
+)
+def test_contradictory_requests_exit_2_and_do_nothing(run_step, state, args, phrase) -> None:  # type: ignore[no-untyped-def]
+    refused = run_step("deploy-model", "--name=iris", f"--state-dir={state}", *args)
+    assert refused.exit_code == 2
+    assert phrase in refused.output
+    assert not state.exists()

@@ -348,7 +348,9 @@ def test_s3_tampered_after_push_is_refused_on_pull(  # type: ignore[no-untyped-d
 def test_bad_destination_is_a_parameter_error(run_step, signed_model) -> None:  # type: ignore[no-untyped-def]
     failed = run_step("push-model", f"--path={signed_model}", "--destination=ftp://x/y")
     assert failed.exit_code == 2
-    assert "must be oci://host/repository[:tag] or s3://bucket/prefix" in failed.output
+    assert "must be oci://host/repository[:tag], s3://bucket/prefix or file:///folder" in (
+        failed.output
+    )
 
 
 def test_folder_store_round_trip_is_idempotent_and_immutable(  # type: ignore[no-untyped-def]

@@ -101,11 +101,11 @@ def test_missing_resource_in_a_bundle(tekton, registry) -> None:  # type: ignore
         resolver: bundles
         params:
           - {{name: bundle, value: "{pinned}"}}
-          - {{name: name, value: deploy-model}}
+          - {{name: name, value: no-such-task}}
     """)
     assert run.exit_code == 1
     assert run.condition["reason"] == "CouldntGetTask"
-    assert "holds no task named 'deploy-model'" in run.condition["message"]
+    assert "holds no task named 'no-such-task'" in run.condition["message"]
 
 
 def test_bundle_limits(registry) -> None:  # type: ignore[no-untyped-def]

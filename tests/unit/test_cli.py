@@ -104,6 +104,8 @@ BAD_INPUT = {
     "sign-artifact": ["--path={out}", "--private-key=k.pem", "--attest-lineage=maybe"],
     "verify-artifact": ["--path={out}", "--public-key=k.pub", "--expected-digest=12"],
     "push-model": ["--path={out}", "--destination=oci://r.example/m:1", "--max-concurrency=0"],
+    "deploy-model": ["--name=Iris", "--model-uri=file://{out}", "--target=local"],
+    "check-slo": ["--url=http://127.0.0.1:1", "--model=m", "--output={out}", "--concurrency=0"],
 }
 
 

@@ -31,6 +31,8 @@ log = logging.getLogger("tekton_mlops.serve")
 
 class V2Server(ThreadingHTTPServer):
     daemon_threads = False  # in-flight requests finish before shutdown returns
+    # socketserver's default backlog is 5: a burst of new clients would see connection resets.
+    request_queue_size = 1024
     block_on_close = True
     allow_reuse_address = True
 
