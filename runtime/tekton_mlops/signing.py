@@ -30,14 +30,14 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING, Any
 
 from tekton_mlops.digests import METADATA_DIR, sha256_file
 from tekton_mlops.errors import IntegrityError, MlopsError
+
+if TYPE_CHECKING:  # cryptography loads when a key does, so hashing can start before it
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -45,11 +45,20 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 #: Ignored by model_signing unless told otherwise; recorded so its verifier agrees.
 GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")
-_CURVE_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "secp256r1": hashes.SHA256,
-    "secp384r1": hashes.SHA384,
-    "secp521r1": hashes.SHA512,
-}
+_CURVES = ("secp256r1", "secp384r1", "secp521r1")
+
+
+def _ecdsa(curve: str) -> ec.ECDSA:
+    """ECDSA with the hash model_signing pairs with the curve (SHA-256 for P-256)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    digest: hashes.HashAlgorithm = {
+        "secp256r1": hashes.SHA256(),
+        "secp384r1": hashes.SHA384(),
+        "secp521r1": hashes.SHA512(),
+    }[curve]
+    return ec.ECDSA(digest)
 
 
 class SignatureError(MlopsError):
@@ -103,12 +112,15 @@ class SignedContent:
 
 
 def _check_curve(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey, path: Path) -> None:
-    if key.curve.name not in _CURVE_HASHES:
+    if key.curve.name not in _CURVES:
         raise SigningKeyError(f"{path}: EC curve {key.curve.name} is not supported (use P-256)")
 
 
 def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
     """A PEM EC private key (P-256, P-384 or P-521), unencrypted; a file or a Secret's folder."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     path = find_pem(path, "PRIVATE KEY")
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -128,6 +140,9 @@ def load_private_key(path: Path) -> ec.EllipticCurvePrivateKey:
 
 def load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
     """A PEM EC public key (SubjectPublicKeyInfo); a file or a folder holding one."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     path = find_pem(path, "PUBLIC KEY")
     try:
         key = serialization.load_pem_public_key(path.read_bytes())
@@ -168,6 +183,8 @@ def _holds(path: Path, kind: str) -> bool:
 
 def key_hint(key: ec.EllipticCurvePublicKey) -> str:
     """model_signing's key identifier: hex sha256 of the PEM SubjectPublicKeyInfo."""
+    from cryptography.hazmat.primitives import serialization
+
     pem = key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -190,7 +207,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 def sign_statement(statement: Mapping[str, Any], key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
     """Wrap an in-toto statement in a DSSE envelope inside a Sigstore bundle v0.3."""
     payload = json.dumps(statement, indent=2).encode()
-    signature = key.sign(pae(PAYLOAD_TYPE, payload), ec.ECDSA(_CURVE_HASHES[key.curve.name]()))
+    signature = key.sign(pae(PAYLOAD_TYPE, payload), _ecdsa(key.curve.name))
     return {
         "mediaType": BUNDLE_MEDIA_TYPE,
         "verificationMaterial": {
@@ -238,8 +255,10 @@ def open_bundle(path: Path, key: ec.EllipticCurvePublicKey) -> dict[str, Any]:
         raise SignatureError(f"{path}: payload type {payload_type!r} is not {PAYLOAD_TYPE}")
     if hint != key_hint(key):
         raise SignatureError(f"{path}: signed with another key (key hint {str(hint)[:16]}…)")
+    from cryptography.exceptions import InvalidSignature
+
     try:
-        key.verify(signature, pae(payload_type, payload), ec.ECDSA(_CURVE_HASHES[key.curve.name]()))
+        key.verify(signature, pae(payload_type, payload), _ecdsa(key.curve.name))
     except InvalidSignature:
         raise SignatureError(
             f"{path}: the signature does not verify with this public key"
@@ -326,13 +345,25 @@ def default_signature_path(model: Path) -> Path:
     return model / "model.sig" if model.is_dir() else model.with_name(model.name + ".sig")
 
 
-def sign_model(model: Path, key: ec.EllipticCurvePrivateKey, signature: Path) -> SignedContent:
-    """Sign ``model`` (file or directory) into ``signature``; return what was signed."""
+def content_to_sign(model: Path, signature: Path) -> SignedContent:
+    """Hash what a signature of ``model`` covers (reads only; needs no key)."""
     ignore = default_ignores(model, signature) if model.is_dir() else []
     content = hash_content(model, ignore)
     if not content.resources:
         raise IntegrityError(f"{model}: nothing to sign (no files outside {', '.join(ignore)})")
+    return content
+
+
+def write_signature(
+    content: SignedContent, key: ec.EllipticCurvePrivateKey, signature: Path
+) -> None:
     write_json_atomically(signature, sign_statement(content.statement(), key))
+
+
+def sign_model(model: Path, key: ec.EllipticCurvePrivateKey, signature: Path) -> SignedContent:
+    """Sign ``model`` (file or directory) into ``signature``; return what was signed."""
+    content = content_to_sign(model, signature)
+    write_signature(content, key, signature)
     return content
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,12 @@ from tekton_mlops.errors import IntegrityError
 from tekton_mlops.lineage import Artifact
 from tekton_mlops.results import ResultValue
 from tekton_mlops.signing import (
+    content_to_sign,
     default_signature_path,
     load_private_key,
-    sign_model,
     sign_statement,
     write_json_atomically,
+    write_signature,
 )
 
 #: Lineage records and the DSSE attestations made of them, side by side.
@@ -51,13 +53,17 @@ def attestation_path(record: Path) -> Path:
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     model = Path(params.path)
-    key = load_private_key(Path(params.private_key))
     signature = Path(params.signature) if params.signature else default_signature_path(model)
     attest = params.attest_lineage and model.is_dir()
-    if attest:
-        lineage_records(model)  # an unreadable record fails the step before anything is written
-
-    signed = sign_model(model, key, signature)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Reading and hashing (most of the time) overlaps loading the key and its library;
+        # nothing is written before both have succeeded.
+        hashing = pool.submit(content_to_sign, model, signature)
+        key = load_private_key(Path(params.private_key))
+        if attest:
+            lineage_records(model)  # an unreadable record fails before anything is written
+        signed = hashing.result()
+    write_signature(signed, key, signature)
     ctx.log.info(
         "signed %d file(s) of %s: root %s -> %s",
         len(signed.resources),
