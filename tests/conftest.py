@@ -55,6 +55,15 @@ def wait_http(url: str, seconds: float = 20) -> None:
             time.sleep(0.1)
 
 
+def answers_200(url: str) -> bool:
+    """True when ``url`` answers HTTP 200 now (a server that is up and ready)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 @dataclass
 class S3Server:
     """A moto standalone S3 server process on 127.0.0.1."""

@@ -8,13 +8,12 @@ validated against KServe's own CRD schema from ../shared/kserve-schemas.
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, SHARED, KeyPair, need
+from tests.conftest import IN_CI, SHARED, KeyPair, answers_200, need
 from tests.kube_api_double import KubeApiDouble
 
 pytestmark = pytest.mark.integration
@@ -60,11 +59,7 @@ def deploy_local(run_step, model: Path, keys: KeyPair | None, state: Path, *extr
 
 
 def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/v2/models/iris/ready", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
+    return answers_200(f"{url}/v2/models/iris/ready")
 
 
 def check_slo(run_step, url: str, out: Path, slos: str, *extra: str):  # type: ignore[no-untyped-def]

@@ -182,13 +182,9 @@ def run_local_sample(tekton, tmp_path: Path, secrets: Path, *params: str):  # ty
 
 
 def served(url: str) -> bool:
-    import urllib.request
+    from tests.conftest import answers_200
 
-    try:
-        with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
+    return answers_200(f"{url}/v2/health/ready")
 
 
 def report_log(run_dir: Path) -> str:

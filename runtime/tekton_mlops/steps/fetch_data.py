@@ -48,15 +48,9 @@ def _check_combination(params: Params) -> None:
 
 
 def _options(params: Params) -> FetchOptions:
-    settings = S3Settings(
-        endpoint_url=params.endpoint_url,
-        region=params.region,
-        addressing_style=params.addressing_style,
-        request_checksum=params.request_checksum,
-        max_concurrency=params.max_concurrency,
-        part_size=params.part_size_mib << 20,
+    return FetchOptions(
+        S3Settings.from_params(params), params.registry_auth, params.insecure_registry
     )
-    return FetchOptions(settings, params.registry_auth, params.insecure_registry)
 
 
 def _verify_signature(params: Params, stage: Path, ctx: StepContext) -> None:

@@ -90,14 +90,7 @@ def _push_s3(
 ) -> dict[str, ResultValue]:
     from tekton_mlops.storage.s3_push import push_directory
 
-    settings = S3Settings(
-        endpoint_url=params.endpoint_url,
-        region=params.region,
-        addressing_style=params.addressing_style,
-        request_checksum=params.request_checksum,
-        max_concurrency=params.max_concurrency,
-        part_size=params.part_size_mib << 20,
-    )
+    settings = S3Settings.from_params(params)
     # Content-addressed: the root digest names the folder, so the same model always lands
     # in the same place and another one can never overwrite it.
     folder = f"{params.destination.rstrip('/')}/sha256-{root.removeprefix('sha256:')}"
@@ -110,13 +103,18 @@ def _push_s3(
         pushed.total_bytes,
         pushed.uploaded_objects,
     )
+    return _stored(pushed.uri, root, pushed.uploaded_bytes)
+
+
+def _stored(uri: str, root: str, uploaded_bytes: int) -> dict[str, ResultValue]:
+    """Results of a push to a store addressed by root digest (S3, a folder)."""
     return {
-        "model-uri": pushed.uri,
+        "model-uri": uri,
         # Chains reads these for OCI pushes only; empty, they say "no image".
         "MODEL_IMAGE_URL": "",
         "MODEL_IMAGE_DIGEST": "",
-        "model_ARTIFACT_OUTPUTS": {"uri": pushed.uri, "digest": root, "isBuildArtifact": "true"},
-        "uploaded-bytes": str(pushed.uploaded_bytes),
+        "model_ARTIFACT_OUTPUTS": {"uri": uri, "digest": root, "isBuildArtifact": "true"},
+        "uploaded-bytes": str(uploaded_bytes),
     }
 
 
@@ -146,13 +144,7 @@ def _push_file(
     pushed = push_directory(store / f"sha256-{root.removeprefix('sha256:')}", model, digests)
     ctx.log.info("pushed %s (root %s): %d of %d bytes copied", pushed.uri, root,
                  pushed.uploaded_bytes, pushed.total_bytes)  # fmt: skip
-    return {
-        "model-uri": pushed.uri,
-        "MODEL_IMAGE_URL": "",
-        "MODEL_IMAGE_DIGEST": "",
-        "model_ARTIFACT_OUTPUTS": {"uri": pushed.uri, "digest": root, "isBuildArtifact": "true"},
-        "uploaded-bytes": str(pushed.uploaded_bytes),
-    }
+    return _stored(pushed.uri, root, pushed.uploaded_bytes)
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:

@@ -42,6 +42,18 @@ class S3Settings:
     max_concurrency: int = 8
     part_size: int = 16 << 20
 
+    @classmethod
+    def from_params(cls, params: Any) -> S3Settings:
+        """From a step's parameters (endpoint-url, region, … part-size-mib)."""
+        return cls(
+            endpoint_url=params.endpoint_url,
+            region=params.region,
+            addressing_style=params.addressing_style,
+            request_checksum=params.request_checksum,
+            max_concurrency=params.max_concurrency,
+            part_size=params.part_size_mib << 20,
+        )
+
 
 @dataclass(frozen=True)
 class RemoteObject:
