@@ -7,9 +7,10 @@ when known, and its start and end. The record is unsigned JSON that a signing
 step can wrap in a DSSE envelope, and that Tekton Chains' own provenance can be
 joined with through the digests.
 
-The code revision and invocation come from the environment the Task sets:
-``TEKTON_MLOPS_SOURCE_URL``, ``TEKTON_MLOPS_SOURCE_REVISION`` and
-``TEKTON_MLOPS_INVOCATION_ID`` (for example ``$(context.taskRun.name)``).
+The code revision comes from the step's ``source-url``/``source-revision``
+params where it has them (train-model: the commit a push trained from), else
+from ``TEKTON_MLOPS_SOURCE_URL``/``TEKTON_MLOPS_SOURCE_REVISION``; the
+invocation from ``TEKTON_MLOPS_INVOCATION_ID`` (e.g. ``$(context.taskRun.name)``).
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ def statement(
 ) -> dict[str, Any]:
     """Build the lineage statement of one step run."""
     dependencies = [a.descriptor() for a in inputs]
-    source_url = os.environ.get("TEKTON_MLOPS_SOURCE_URL", "")
-    revision = os.environ.get("TEKTON_MLOPS_SOURCE_REVISION", "")
+    source_url = str(params.get("source-url") or os.environ.get("TEKTON_MLOPS_SOURCE_URL", ""))
+    revision = str(
+        params.get("source-revision") or os.environ.get("TEKTON_MLOPS_SOURCE_REVISION", "")
+    )
     if source_url and revision:
         dependencies.append(
             {"name": "source", "uri": f"git+{source_url}", "digest": {"gitCommit": revision}}

@@ -31,6 +31,8 @@ class Params:
     onnx_opset: int
     data_digest: str
     overwrite: bool
+    source_url: str
+    source_revision: str
 
 
 def _split(table: Any, test_size: float, seed: int, classifier: bool) -> tuple[Any, ...]:
