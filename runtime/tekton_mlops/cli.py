@@ -33,6 +33,7 @@ TOOL_COMMANDS: dict[str, str] = {
     "catalog": "tekton_mlops.catalog.cli:catalog",
     "run": "tekton_mlops.local.cli:run",
     "serve": "tekton_mlops.serving.cli:serve",
+    "listen": "tekton_mlops.triggers.cli:listen",
 }
 
 _results_dir_option = click.option(

@@ -9,7 +9,7 @@ from typing import Any
 
 from tekton_mlops.contract import StepContext
 from tekton_mlops.errors import DataError, ParameterError, SourceError
-from tekton_mlops.params import load_schema, validate
+from tekton_mlops.params import load_schema, python_name, validate
 from tekton_mlops.results import ResultValue
 
 
@@ -58,7 +58,7 @@ def parse_config(text: bytes, where: str) -> dict[str, Any]:
     except ParameterError as exc:
         problems = "; ".join(str(v).removeprefix("--") for v in exc.violations)
         raise DataError(f"{where}: {problems}") from None
-    return {k: checked[k] for k in document}
+    return {k: checked[python_name(k)] for k in document}
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:

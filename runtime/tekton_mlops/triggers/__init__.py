@@ -1,0 +1,1 @@
+"""Tekton Triggers locally: EventListeners, interceptors, bindings and templates."""

@@ -1,0 +1,222 @@
+"""An EventListener on one machine: webhooks in, PipelineRuns out, with Triggers' semantics.
+
+Each POST is one event with a fresh event ID. Every trigger of the listener runs
+its interceptors in order; a trigger that passes them renders its template, and
+each resource it creates (a PipelineRun) is written to the runs folder and, unless
+``dry_run``, run by the local executor, one run at a time. A rejected event
+creates nothing; the reason is logged. Deliveries are idempotent: a redelivery
+with an ``X-GitHub-Delivery`` (or ``X-Gitlab-Event-UUID``) already seen creates
+nothing new. The answer is an EventListener's: 202 with the event ID.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tekton_mlops.triggers.interceptors import Event, canonical, json_body, run_interceptors
+from tekton_mlops.triggers.resources import TriggerError, TriggerSet
+
+log = logging.getLogger("tekton_mlops.listen")
+DELIVERY_HEADERS = ("X-Github-Delivery", "X-Gitlab-Event-Uuid")
+
+
+@dataclass
+class Outcome:
+    event_id: str
+    created: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    duplicate_of: str = ""
+
+
+class Listener:
+    """The EventListener ``name`` of ``triggers``; thread-safe."""
+
+    def __init__(
+        self,
+        triggers: TriggerSet,
+        name: str,
+        secrets: Path,
+        runs_dir: Path,
+        dry_run: bool = False,
+        run_args: Sequence[str] = (),
+    ) -> None:
+        if name not in triggers.listeners:
+            known = ", ".join(sorted(triggers.listeners)) or "none"
+            raise TriggerError(f"no EventListener {name!r} (found: {known})")
+        self.triggers = triggers
+        self.name = name
+        self.spec = triggers.listeners[name].get("spec", {})
+        self.secrets = secrets
+        self.runs_dir = runs_dir
+        self.dry_run = dry_run
+        self.run_args = list(run_args)
+        self._lock = threading.Lock()
+        self._deliveries: dict[str, str] = {}  # delivery ID -> event ID
+        self._queue: queue.Queue[Path | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        self._journal = runs_dir / "deliveries.jsonl"
+        if self._journal.is_file():  # a restarted listener still knows what it processed
+            for line in self._journal.read_text().splitlines():
+                seen = json.loads(line)
+                self._deliveries[seen["delivery"]] = seen["event"]
+
+    def handle(self, raw: bytes, headers: dict[str, list[str]]) -> Outcome:
+        outcome = Outcome(str(uuid.uuid4()))
+        delivery = next((",".join(headers[h]) for h in DELIVERY_HEADERS if headers.get(h)), "")
+        if delivery:
+            with self._lock:
+                if delivery in self._deliveries:
+                    outcome.duplicate_of = self._deliveries[delivery]
+                    log.info("event %s: delivery %s already processed as event %s",
+                             outcome.event_id, delivery, outcome.duplicate_of)  # fmt: skip
+                    return outcome
+                self._deliveries[delivery] = outcome.event_id
+                with self._journal.open("a") as journal:
+                    journal.write(json.dumps({"delivery": delivery, "event": outcome.event_id}))
+                    journal.write("\n")
+        try:
+            body = json_body(raw)
+        except ValueError as exc:
+            outcome.rejected.append(f"*: {exc}")
+            log.info("event %s: rejected: %s", outcome.event_id, exc)
+            return outcome
+        for trigger in self.spec.get("triggers") or []:
+            event = Event(body, raw, headers)
+            name = trigger.get("name", "trigger")
+            verdict = run_interceptors(event, trigger.get("interceptors") or [], self.secrets)
+            if not verdict.proceed:
+                outcome.rejected.append(f"{name}: {verdict.reason}")
+                log.info(
+                    "event %s: trigger %s: not run: %s", outcome.event_id, name, verdict.reason
+                )
+                continue
+            try:
+                resources = self.triggers.render(trigger, event)
+            except TriggerError as exc:
+                outcome.rejected.append(f"{name}: {exc}")
+                log.info("event %s: trigger %s: %s", outcome.event_id, name, exc)
+                continue
+            for resource in resources:
+                outcome.created.append(self._create(resource, outcome.event_id, name))
+        return outcome
+
+    def _create(self, resource: dict[str, Any], event_id: str, trigger: str) -> str:
+        labels = resource.setdefault("metadata", {}).setdefault("labels", {})
+        labels.update(
+            {
+                "triggers.tekton.dev/eventlistener": self.name,
+                "triggers.tekton.dev/trigger": trigger,
+                "triggers.tekton.dev/triggers-eventid": event_id,
+            }
+        )
+        name = str(resource["metadata"]["name"])
+        path = self.runs_dir / f"{name}.yaml"
+        with self._lock:
+            while path.exists():  # generateName collided: draw again, as the API server would
+                name = f"{name[:-5]}{uuid.uuid4().hex[:5]}"
+                resource["metadata"]["name"] = name
+                path = self.runs_dir / f"{name}.yaml"
+            path.write_text(yaml.safe_dump(resource, sort_keys=False))
+        log.info(
+            "event %s: trigger %s: created %s %s", event_id, trigger, resource.get("kind"), name
+        )
+        if not self.dry_run and resource.get("kind") in ("PipelineRun", "TaskRun"):
+            self._start_worker()
+            self._queue.put(path)
+        return name
+
+    def _start_worker(self) -> None:
+        with self._lock:
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run_all, daemon=True)
+                self._worker.start()
+
+    def _run_all(self) -> None:
+        while (path := self._queue.get()) is not None:
+            finished = path.with_suffix(".finished.yaml")
+            with path.with_suffix(".log").open("w") as output:
+                done = subprocess.run(
+                    [sys.executable, "-m", "tekton_mlops", "run", str(path), "-o", "yaml",
+                     "--run-dir", str(self.runs_dir / "runs"), *self.run_args],
+                    stdout=subprocess.PIPE, stderr=output, text=True, check=False,
+                )  # fmt: skip
+            finished.write_text(done.stdout)
+            log.info("%s finished with exit code %d", path.stem, done.returncode)
+            self._queue.task_done()
+
+    def wait_idle(self) -> None:
+        """Block until every queued run has finished (for tests and clean shutdown)."""
+        self._queue.join()
+
+
+class ListenerServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def __init__(self, address: tuple[str, int], listener: Listener, max_body: int) -> None:
+        super().__init__(address, _Handler)
+        self.listener = listener
+        self.max_body = max_body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: ListenerServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _reply(self, status: int, document: dict[str, Any]) -> None:
+        body = json.dumps(document).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit():
+            self.close_connection = True
+            self._reply(411, {"error": "a Content-Length header is required"})
+            return
+        if int(length) > self.server.max_body:
+            self.close_connection = True
+            log.info("refused a body of %s bytes (limit %d)", length, self.server.max_body)
+            self._reply(413, {"error": f"body over {self.server.max_body} bytes"})
+            return
+        raw = self.rfile.read(int(length))
+        headers: dict[str, list[str]] = {}
+        for key, value in self.headers.items():
+            headers.setdefault(canonical(key), []).append(value)
+        outcome = self.server.listener.handle(raw, headers)
+        self._reply(
+            202,
+            {
+                "eventListener": self.server.listener.name,
+                "namespace": "default",
+                "eventListenerUID": "",
+                "eventID": outcome.duplicate_of or outcome.event_id,
+            },
+        )
+
+    def do_GET(self) -> None:  # noqa: N802 - a liveness answer, as the EventListener's /live
+        self._reply(
+            200 if self.path in ("/live", "/ready") else 405,
+            {"listener": self.server.listener.name},
+        )
