@@ -194,7 +194,7 @@ def test_a_push_to_main_trains_from_the_pushed_revision(tmp_path, secrets, datas
                       if d["name"] == "source")  # fmt: skip
         assert source == {"name": "source", "uri": f"git+{bare}", "digest": {"gitCommit": pushed}}
         log = (tmp_path / "listen.log").read_text()
-        assert "expression" in log and "did not return true" in log
+        assert "did not return true" in log  # the branch filter
         assert "payload signature check failed" in log
         assert "no X-Hub-Signature-256 header set" in log
         assert "event type ping is not allowed" in log
@@ -204,7 +204,7 @@ def test_a_push_to_main_trains_from_the_pushed_revision(tmp_path, secrets, datas
 
 
 def test_200_concurrent_deliveries_give_exactly_the_valid_runs(dry_listener) -> None:  # type: ignore[no-untyped-def]
-    valid = [(str(uuid.uuid4()), f"{i:040x}") for i in range(80)]
+    valid = [(str(uuid.uuid4()), f"{i + 1:040x}") for i in range(80)]
     deliveries = [dict(body=push_event(after=sha), delivery=d) for d, sha in valid]
     deliveries += [dict(body=push_event(after=sha), delivery=d) for d, sha in valid[:20]]  # again
     deliveries += [dict(body=push_event(), secret="forged") for _ in range(40)]
