@@ -59,9 +59,9 @@ def statement(
 ) -> dict[str, Any]:
     """Build the lineage statement of one step run."""
     dependencies = [a.descriptor() for a in inputs]
-    source_url = str(params.get("source-url") or os.environ.get("TEKTON_MLOPS_SOURCE_URL", ""))
+    source_url = str(params.get("source_url") or os.environ.get("TEKTON_MLOPS_SOURCE_URL", ""))
     revision = str(
-        params.get("source-revision") or os.environ.get("TEKTON_MLOPS_SOURCE_REVISION", "")
+        params.get("source_revision") or os.environ.get("TEKTON_MLOPS_SOURCE_REVISION", "")
     )
     if source_url and revision:
         dependencies.append(

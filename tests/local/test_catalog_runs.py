@@ -75,6 +75,17 @@ def test_deploy_model_tests_run_yaml(tekton, s3, s3_server, cluster_secrets, tmp
     ]
 
 
+def test_read_config_tests_run_yaml(tekton) -> None:  # type: ignore[no-untyped-def]
+    run = tekton(
+        catalog_file("task/read-config/0.1/tests/run.yaml"),
+        "--catalog", str(CATALOG),
+        "--param", f"repo-url={REPO}",
+        "--param", "revision=HEAD",
+    )  # fmt: skip
+    assert run.exit_code == 0, run.log
+    assert len(run.results["commit"]) == 40
+
+
 def test_check_slo_tests_run_yaml(tekton, tmp_path, datasets) -> None:  # type: ignore[no-untyped-def]
     import subprocess
 

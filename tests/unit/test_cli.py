@@ -106,6 +106,7 @@ BAD_INPUT = {
     "push-model": ["--path={out}", "--destination=oci://r.example/m:1", "--max-concurrency=0"],
     "deploy-model": ["--name=Iris", "--model-uri=file://{out}", "--target=local"],
     "check-slo": ["--url=http://127.0.0.1:1", "--model=m", "--output={out}", "--concurrency=0"],
+    "read-config": ["--repo-url={out}", "--deploy-target=moon"],
 }
 
 
