@@ -17,7 +17,7 @@ help: ## List the targets
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[all,test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[all,trigger,test,dev]'
 	@touch $@
 
 dev: $(STAMP) ## Create the venv with the runtime, test and lint tools

@@ -66,6 +66,12 @@ def listen(
     from tekton_mlops.triggers.listener import Listener, ListenerServer
     from tekton_mlops.triggers.resources import TriggerError, load_triggers
 
+    try:
+        import celpy  # noqa: F401 - the cel interceptor's engine
+    except ImportError:
+        raise click.ClickException(
+            "the listener needs cel-python: pip install 'tekton-mlops[trigger]'"
+        ) from None
     logging.basicConfig(level=logging.INFO, format="listen: %(message)s", stream=sys.stderr)
     triggers = load_triggers(folder)
     if not name:
