@@ -17,9 +17,11 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tekton_mlops.httpjson import JsonHandler
 
 _PATH = re.compile(
     r"^/apis/serving\.kserve\.io/v1beta1/namespaces/(?P<ns>[^/]+)/inferenceservices/(?P<name>[^/?]+)"
@@ -44,17 +46,11 @@ class KubeApiDouble:
     def start(self) -> KubeApiDouble:
         double = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
+        class Handler(JsonHandler):
+            protocol_version = "HTTP/1.0"  # the kubernetes client's pool copes either way
 
             def _send(self, status: int, document: dict[str, Any]) -> None:
-                body = json.dumps(document).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(status, document)
 
             def do_GET(self) -> None:  # noqa: N802
                 double.requests.append(("GET", self.path, ""))

@@ -17,9 +17,9 @@ import json
 import logging
 import re
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import ThreadingHTTPServer
 
+from tekton_mlops.httpjson import JsonHandler
 from tekton_mlops.serving.protocol import OnnxModel, RequestError
 
 MAX_BODY = 64 << 20
@@ -48,26 +48,12 @@ class V2Server(ThreadingHTTPServer):
         return f"http://{name}:{port}"
 
 
-class V2Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body leave in separate writes; with Nagle's algorithm on, the client's
-    # delayed ACK would hold each reply back by ~40 ms.
-    disable_nagle_algorithm = True
+class V2Handler(JsonHandler):
     server: V2Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def _reply(self, status: int, document: dict[str, Any]) -> None:
-        body = json.dumps(document, separators=(",", ":")).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    log = log
 
     def _error(self, status: int, message: str) -> None:
-        self._reply(status, {"error": message})
+        self.reply(status, {"error": message})
 
     def _model(self, name: str, version: str | None) -> OnnxModel:
         model = self.server.model
@@ -87,19 +73,19 @@ class V2Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         model = self.server.model
         if path == "/v2/health/live":
-            self._reply(200, {"live": self.server.live})
+            self.reply(200, {"live": self.server.live})
         elif path == "/v2/health/ready":
             ready = model.ready.is_set()
-            self._reply(200 if ready else 503, {"ready": ready})
+            self.reply(200 if ready else 503, {"ready": ready})
         elif path == "/v2":
-            self._reply(200, {"name": "tekton-mlops", "version": "2", "extensions": []})
+            self.reply(200, {"name": "tekton-mlops", "version": "2", "extensions": []})
         elif match := _MODEL_PATH.match(path):
             found = self._model(match["name"], match["version"])
             if match["rest"] == "/ready":
                 ready = found.ready.is_set()
-                self._reply(200 if ready else 503, {"name": found.name, "ready": ready})
+                self.reply(200 if ready else 503, {"name": found.name, "ready": ready})
             elif match["rest"] is None:
-                self._reply(200, found.metadata())
+                self.reply(200, found.metadata())
             else:
                 self._error(405, "use POST for /infer")
         else:
@@ -117,7 +103,7 @@ class V2Handler(BaseHTTPRequestHandler):
                 request = json.loads(body)
             except ValueError as exc:
                 raise RequestError(f"the body is not JSON: {exc}") from None
-            self._reply(200, model.infer(request))
+            self.reply(200, model.infer(request))
         except RequestError as exc:
             self._error(exc.status, str(exc))
 

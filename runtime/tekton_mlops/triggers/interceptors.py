@@ -56,6 +56,14 @@ def _secret(secrets: Path, ref: Any) -> bytes:
         raise ValueError(f"secret {ref['secretName']}/{ref['secretKey']} not found") from None
 
 
+def _event_type(event: Event, params: list[dict[str, Any]], header: str) -> Verdict:
+    types = _param(params, "eventTypes")
+    kind = event.header(header)
+    if types is not None and kind not in types:
+        return Verdict(False, f"event type {kind} is not allowed")
+    return Verdict(True)
+
+
 def github(event: Event, params: list[dict[str, Any]], secrets: Path) -> Verdict:
     """X-Hub-Signature-256 must be the HMAC-SHA256 of the body; the event type must match."""
     ref = _param(params, "secretRef")
@@ -68,11 +76,7 @@ def github(event: Event, params: list[dict[str, Any]], secrets: Path) -> Verdict
         )
         if not hmac.compare_digest(signature.encode(), expected.encode()):
             return Verdict(False, "payload signature check failed")
-    types = _param(params, "eventTypes")
-    kind = event.header("X-GitHub-Event")
-    if types is not None and kind not in types:
-        return Verdict(False, f"event type {kind} is not allowed")
-    return Verdict(True)
+    return _event_type(event, params, "X-GitHub-Event")
 
 
 def gitlab(event: Event, params: list[dict[str, Any]], secrets: Path) -> Verdict:
@@ -84,11 +88,7 @@ def gitlab(event: Event, params: list[dict[str, Any]], secrets: Path) -> Verdict
             return Verdict(False, "no X-Gitlab-Token header set")
         if not hmac.compare_digest(token.encode(), _secret(secrets, ref)):
             return Verdict(False, "Invalid X-Gitlab-Token")
-    types = _param(params, "eventTypes")
-    kind = event.header("X-Gitlab-Event")
-    if types is not None and kind not in types:
-        return Verdict(False, f"event type {kind} is not allowed")
-    return Verdict(True)
+    return _event_type(event, params, "X-Gitlab-Event")
 
 
 def cel(event: Event, params: list[dict[str, Any]], secrets: Path) -> Verdict:

@@ -20,12 +20,13 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tekton_mlops.httpjson import JsonHandler
 from tekton_mlops.triggers.interceptors import Event, canonical, json_body, run_interceptors
 from tekton_mlops.triggers.resources import TriggerError, TriggerSet
 
@@ -173,39 +174,27 @@ class ListenerServer(ThreadingHTTPServer):
         self.max_body = max_body
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(JsonHandler):
     server: ListenerServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def _reply(self, status: int, document: dict[str, Any]) -> None:
-        body = json.dumps(document).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    log = log
 
     def do_POST(self) -> None:  # noqa: N802
         length = self.headers.get("Content-Length", "")
         if not length.isdigit():
             self.close_connection = True
-            self._reply(411, {"error": "a Content-Length header is required"})
+            self.reply(411, {"error": "a Content-Length header is required"})
             return
         if int(length) > self.server.max_body:
             self.close_connection = True
             log.info("refused a body of %s bytes (limit %d)", length, self.server.max_body)
-            self._reply(413, {"error": f"body over {self.server.max_body} bytes"})
+            self.reply(413, {"error": f"body over {self.server.max_body} bytes"})
             return
         raw = self.rfile.read(int(length))
         headers: dict[str, list[str]] = {}
         for key, value in self.headers.items():
             headers.setdefault(canonical(key), []).append(value)
         outcome = self.server.listener.handle(raw, headers)
-        self._reply(
+        self.reply(
             202,
             {
                 "eventListener": self.server.listener.name,
@@ -216,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def do_GET(self) -> None:  # noqa: N802 - a liveness answer, as the EventListener's /live
-        self._reply(
+        self.reply(
             200 if self.path in ("/live", "/ready") else 405,
             {"listener": self.server.listener.name},
         )
