@@ -21,7 +21,7 @@ import json
 import mmap
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,10 +80,7 @@ class Manifest:
 
     @property
     def root_hex(self) -> str:
-        root = hashlib.sha256()
-        for entry in sorted(self.files, key=lambda e: e.path):
-            root.update(bytes.fromhex(entry.sha256))
-        return root.hexdigest()
+        return root_hex({e.path: e.sha256 for e in self.files})
 
     @property
     def root(self) -> str:
@@ -108,40 +105,68 @@ class Manifest:
         }
 
 
-def artifact_files(directory: Path) -> list[Path]:
-    """Files of an artifact directory, without the runtime's metadata.
+def list_files(directory: Path, ignore: Iterable[str] = ()) -> list[str]:
+    """Relative POSIX paths of the files under ``directory``, sorted, outside ``ignore``
+    (files or folders, relative to ``directory``).
 
     Symbolic links are refused: a link could point outside the artifact and
     make its digest say nothing about what a consumer reads.
     """
-    found: list[Path] = []
+    ignored = frozenset(p.rstrip("/") for p in ignore)
+    found: list[str] = []
     for root, dirs, files in os.walk(directory):
         here = Path(root)
-        if here == directory and METADATA_DIR in dirs:
-            dirs.remove(METADATA_DIR)
         for name in dirs + files:
+            rel = (here / name).relative_to(directory).as_posix()
+            if rel in ignored or any(rel.startswith(f"{p}/") for p in ignored):
+                if name in dirs:
+                    dirs.remove(name)
+                continue
             if (here / name).is_symlink():
                 raise DataError(f"{here / name}: symbolic links are not allowed in an artifact")
-        found.extend(here / name for name in files)
+            if name in files:
+                found.append(rel)
     return sorted(found)
 
 
-def build_manifest(directory: Path, known: dict[str, str] | None = None) -> Manifest:
-    """Hash every file of ``directory`` (in parallel: hashlib releases the GIL).
+def hash_files(directory: Path, files: Iterable[str]) -> dict[str, str]:
+    """Relative path -> sha256 hex, in parallel: hashlib releases the GIL, so many files use
+    every core while one large file runs at one core's hashing speed."""
+    files = list(files)
+    workers = min(len(files), os.cpu_count() or 1) or 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        digests = list(pool.map(lambda rel: sha256_file(directory / rel), files))
+    return dict(zip(files, digests, strict=True))
+
+
+def root_hex(digests: Mapping[str, str]) -> str:
+    """The root digest of files (relative path -> sha256 hex), as model signing computes it."""
+    root = hashlib.sha256()
+    for rel in sorted(digests):
+        root.update(bytes.fromhex(digests[rel]))
+    return root.hexdigest()
+
+
+def artifact_files(directory: Path) -> list[Path]:
+    """Files of an artifact directory, without the runtime's metadata."""
+    return [directory / rel for rel in list_files(directory, [METADATA_DIR])]
+
+
+def build_manifest(directory: Path, known: Mapping[str, str] | None = None) -> Manifest:
+    """Hash every file of ``directory`` but the runtime's metadata.
 
     ``known`` maps relative paths to digests already computed in the same pass
     as a download, so those files are not read twice.
     """
     known = known or {}
-    files = artifact_files(directory)
-
-    def entry(path: Path) -> FileEntry:
-        rel = path.relative_to(directory).as_posix()
-        digest = known.get(rel) or sha256_file(path)
-        return FileEntry(rel, digest, path.stat().st_size)
-
-    with ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 1) + 1)) as pool:
-        return Manifest(tuple(pool.map(entry, files)))
+    files = list_files(directory, [METADATA_DIR])
+    hashed = hash_files(directory, [rel for rel in files if rel not in known])
+    return Manifest(
+        tuple(
+            FileEntry(rel, known.get(rel) or hashed[rel], (directory / rel).stat().st_size)
+            for rel in files
+        )
+    )
 
 
 def manifest_path(directory: Path) -> Path:

@@ -25,14 +25,12 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tekton_mlops.digests import METADATA_DIR, sha256_file
+from tekton_mlops.digests import METADATA_DIR, hash_files, list_files, root_hex, sha256_file
 from tekton_mlops.errors import IntegrityError, MlopsError
 
 if TYPE_CHECKING:  # cryptography loads when a key does, so hashing can start before it
@@ -79,10 +77,7 @@ class SignedContent:
 
     @property
     def root_hex(self) -> str:
-        root = hashlib.sha256()
-        for identifier in sorted(self.resources):
-            root.update(bytes.fromhex(self.resources[identifier]))
-        return root.hexdigest()
+        return root_hex(self.resources)
 
     @property
     def root(self) -> str:
@@ -275,30 +270,6 @@ def open_bundle(path: Path, key: ec.EllipticCurvePublicKey) -> dict[str, Any]:
 # Models -------------------------------------------------------------------------------------
 
 
-def _ignored(rel: PurePosixPath, ignore: frozenset[str]) -> bool:
-    return any(str(rel) == p or str(rel).startswith(p.rstrip("/") + "/") for p in ignore)
-
-
-def list_files(model: Path, ignore: Iterable[str] = ()) -> list[str]:
-    """Relative POSIX paths of the files under ``model`` outside ``ignore``; no symlinks."""
-    ignore = frozenset(ignore)
-    found: list[str] = []
-    for root, dirs, files in os.walk(model):
-        here = Path(root)
-        for name in sorted(dirs + files):
-            path = here / name
-            rel = PurePosixPath(path.relative_to(model).as_posix())
-            if _ignored(rel, ignore):
-                if name in dirs:
-                    dirs.remove(name)
-                continue
-            if path.is_symlink():
-                raise IntegrityError(f"{path}: symbolic links are not signed or verified")
-            if name in files:
-                found.append(str(rel))
-    return found
-
-
 def hash_content(model: Path, ignore: Iterable[str] = ()) -> SignedContent:
     """sha256 of every file under ``model`` (or of the file itself) outside ``ignore``.
 
@@ -306,7 +277,7 @@ def hash_content(model: Path, ignore: Iterable[str] = ()) -> SignedContent:
     uses every core while a single large file runs at one core's hashing speed.
     """
     if model.is_symlink():
-        raise IntegrityError(f"{model}: symbolic links are not signed or verified")
+        raise IntegrityError(f"{model}: symbolic links are not allowed in an artifact")
     if model.is_file():
         return SignedContent(model.name, {".": sha256_file(model)})
     if not model.is_dir():
@@ -314,14 +285,6 @@ def hash_content(model: Path, ignore: Iterable[str] = ()) -> SignedContent:
     ignore_set = frozenset(ignore)
     resources = hash_files(model, list_files(model, ignore_set))
     return SignedContent(model.name, resources, tuple(sorted(ignore_set)))
-
-
-def hash_files(model: Path, files: list[str]) -> dict[str, str]:
-    """Relative path -> sha256 hex, hashed in parallel."""
-    workers = min(len(files), os.cpu_count() or 1) or 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        digests = list(pool.map(lambda rel: sha256_file(model / rel), files))
-    return dict(zip(files, digests, strict=True))
 
 
 def default_ignores(model: Path, signature: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""push-model: a signed model directory to an OCI registry or S3, content-addressed."""
+"""push-model: a signed model directory to an OCI registry, S3 or a folder, content-addressed."""
 
 from __future__ import annotations
 
@@ -6,16 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tekton_mlops.contract import StepContext
-from tekton_mlops.digests import METADATA_DIR
+from tekton_mlops.digests import METADATA_DIR, as_digest, hash_files, list_files, root_hex
 from tekton_mlops.errors import DataError, ParameterError, Violation
 from tekton_mlops.results import ResultValue
-from tekton_mlops.signing import (
-    GIT_PATHS,
-    SignedContent,
-    claimed_digests,
-    hash_files,
-    list_files,
-)
+from tekton_mlops.signing import GIT_PATHS, claimed_digests
 from tekton_mlops.storage.s3 import S3Settings
 
 
@@ -154,7 +148,7 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     # The root digest covers the files outside .mlops, as fetch-data's does, so a fetch
     # of the push can pin it.
     content = {k: v for k, v in digests.items() if not k.startswith(f"{METADATA_DIR}/")}
-    root = SignedContent(model.name, content).root
+    root = as_digest(root_hex(content))
     scheme = params.destination.split("://", 1)[0]
     push = {"s3": _push_s3, "file": _push_file}.get(scheme, _push_oci)
     return {**push(params, model, digests, root, ctx), "root-digest": root}

@@ -19,9 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tekton_mlops.digests import METADATA_DIR
+from tekton_mlops.digests import METADATA_DIR, hash_files, list_files
 from tekton_mlops.errors import DestinationError
-from tekton_mlops.signing import hash_files, list_files
 
 
 @dataclass(frozen=True)
