@@ -16,7 +16,7 @@ Example::
 
     signed = sign_model(Path("model"), Path("key.pem"), Path("model/model.sig"))
     signed.root                      # 'sha256:…', the statement's subject digest
-    verify_model(Path("model"), Path("key.pub"), Path("model/model.sig"))
+    verify_model(Path("model"), load_public_key(Path("key.pub")), Path("model/model.sig"))
 """
 
 from __future__ import annotations
@@ -331,15 +331,17 @@ def sign_model(model: Path, key: ec.EllipticCurvePrivateKey, signature: Path) ->
 
 
 def verify_model(
-    model: Path, public_key: Path, signature: Path, ignore_unsigned: bool = False
+    model: Path,
+    key: ec.EllipticCurvePublicKey,
+    signature: Path,
+    ignore_unsigned: bool = False,
 ) -> SignedContent:
-    """Verify ``model`` against ``signature``; fail closed on any difference.
+    """Verify ``model`` against ``signature`` with ``key``; fail closed on any difference.
 
     Raises:
         SignatureError: naming what failed: the bundle, the key, the statement,
             or the files (changed, missing, unsigned).
     """
-    key = load_public_key(public_key)
     statement = open_bundle(signature, key)
     signed = _signed_content(signature, statement)
     if not model.exists() and not model.is_symlink():

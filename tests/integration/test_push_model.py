@@ -373,3 +373,15 @@ def test_folder_store_round_trip_is_idempotent_and_immutable(  # type: ignore[no
     assert refused.exit_code == 1
     assert "already holds other content" in refused.output
     assert (folder / "metadata.json").read_text() == "{}"
+
+
+def test_an_unusable_verification_key_fails_before_the_pull(run_step, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # The registry named here does not exist: the key is refused before it would be asked.
+    out = tmp_path / "pulled"
+    failed = run_step(
+        "fetch-data", "--source=oci://127.0.0.1:9/m@sha256:" + "a" * 64, f"--output={out}",
+        f"--public-key={tmp_path / 'absent.pem'}",
+    )  # fmt: skip
+    assert failed.exit_code == 1
+    assert "absent.pem: no such public key file" in failed.output
+    assert not out.exists()

@@ -69,22 +69,23 @@ def _action(params: Params) -> str:
 
 def _pull(params: Params, stage: Path, ctx: StepContext) -> str:
     """Fetch the model into ``stage`` and verify its signature; return the signed root."""
-    from tekton_mlops.signing import verify_model
+    from tekton_mlops.signing import load_public_key, verify_model
     from tekton_mlops.storage.fetch import FetchOptions, fetch
     from tekton_mlops.storage.s3 import S3Settings
 
     if not params.model_uri.startswith(VERIFIABLE_SCHEMES):
         raise DeployError(f"{params.model_uri}: cannot be pulled here to verify its signature")
+    key = load_public_key(Path(params.public_key)) if params.public_key else None
     options = FetchOptions(
         S3Settings(endpoint_url=params.endpoint_url, addressing_style=params.addressing_style),
         params.registry_auth,
         params.insecure_registry,
     )
     fetch(params.model_uri, stage, options, ctx.log)
-    if not params.public_key:
+    if key is None:
         ctx.log.warning("deploying %s WITHOUT signature verification", params.model_uri)
         return ""
-    signed = verify_model(stage, Path(params.public_key), stage / params.signature)
+    signed = verify_model(stage, key, stage / params.signature)
     ctx.log.info("signature verified: %s is %s", params.model_uri, signed.root)
     return signed.root
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tekton_mlops.contract import StepContext
 from tekton_mlops.digests import build_manifest, parse_digest, write_manifest
@@ -15,6 +16,9 @@ from tekton_mlops.storage import archive
 from tekton_mlops.storage.fetch import FetchOptions, fetch
 from tekton_mlops.storage.publish import check_destination, staged_directory
 from tekton_mlops.storage.s3 import S3Settings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
 
 @dataclass(frozen=True)
@@ -53,12 +57,23 @@ def _options(params: Params) -> FetchOptions:
     )
 
 
-def _verify_signature(params: Params, stage: Path, ctx: StepContext) -> None:
+def _verify_signature(
+    params: Params, key: EllipticCurvePublicKey, stage: Path, ctx: StepContext
+) -> None:
     """Check the content against its signature while it is still staged, unpublished."""
     from tekton_mlops.signing import verify_model
 
-    signed = verify_model(stage, Path(params.public_key), stage / params.signature)
+    signed = verify_model(stage, key, stage / params.signature)
     ctx.log.info("signature verified: %d file(s), root %s", len(signed.resources), signed.root)
+
+
+def _public_key(params: Params) -> EllipticCurvePublicKey | None:
+    """The verification key, loaded before anything is fetched: a bad key costs no download."""
+    if not params.public_key:
+        return None
+    from tekton_mlops.signing import load_public_key
+
+    return load_public_key(Path(params.public_key))
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
@@ -66,6 +81,7 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     output = Path(params.output)
     check_destination(output, params.overwrite)
     expected = parse_digest(params.sha256) if params.sha256 else ""
+    key = _public_key(params)
 
     with staged_directory(output, overwrite=params.overwrite) as stage:
         fetched = fetch(params.source, stage, _options(params), ctx.log)
@@ -84,8 +100,8 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
             archive_path.unlink()
             known = {}
             ctx.log.info("extracted %s", archive_path.name)
-        if params.public_key:
-            _verify_signature(params, stage, ctx)
+        if key is not None:
+            _verify_signature(params, key, stage, ctx)
         manifest = build_manifest(stage, known=known)
         if expected and not fetched.single and manifest.root_hex != expected:
             raise IntegrityError(

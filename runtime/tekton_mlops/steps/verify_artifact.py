@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tekton_mlops.contract import StepContext
 from tekton_mlops.digests import parse_digest
@@ -17,6 +18,9 @@ from tekton_mlops.signing import (
 )
 from tekton_mlops.steps.sign_artifact import attestation_path, lineage_records
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
 
 @dataclass(frozen=True)
 class Params:
@@ -27,9 +31,8 @@ class Params:
     expected_digest: str
 
 
-def verify_attestations(model: Path, public_key: Path) -> int:
+def verify_attestations(model: Path, key: EllipticCurvePublicKey) -> int:
     """Each lineage record that was attested must still be what its attestation signs."""
-    key = load_public_key(public_key)
     count = 0
     for record_path, record in lineage_records(model).items():
         attestation = attestation_path(record_path)
@@ -44,13 +47,14 @@ def verify_attestations(model: Path, public_key: Path) -> int:
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     model = Path(params.path)
     signature = Path(params.signature) if params.signature else default_signature_path(model)
-    signed = verify_model(model, Path(params.public_key), signature, params.ignore_unsigned_files)
+    key = load_public_key(Path(params.public_key))
+    signed = verify_model(model, key, signature, params.ignore_unsigned_files)
     if params.expected_digest and parse_digest(params.expected_digest) != signed.root_hex:
         raise SignatureError(
             f"{model}: signed root {signed.root} is not the expected "
             f"sha256:{parse_digest(params.expected_digest)}"
         )
-    attested = verify_attestations(model, Path(params.public_key)) if model.is_dir() else 0
+    attested = verify_attestations(model, key) if model.is_dir() else 0
     ctx.log.info(
         "verified %d file(s) of %s against %s: root %s; %d lineage attestation(s) verified",
         len(signed.resources),
