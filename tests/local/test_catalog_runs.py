@@ -39,6 +39,21 @@ def write_iris(path: Path) -> Path:
     return path
 
 
+def run_pipeline_from_git(  # type: ignore[no-untyped-def]
+    tekton, relative: str, s3_endpoint: str, secrets: Path, *args: str
+):
+    """Run a PipelineRun of the catalog whose Pipeline and Tasks resolve from this checkout's
+    HEAD through the git resolver, against the S3 endpoint, with the cluster's Secrets."""
+    return tekton(
+        catalog_file(relative, revision_to_head=True),
+        *args,
+        "--git-mirror", f"{PROJECT_URL}={REPO}",
+        "--param", "catalog-revision=HEAD",
+        "--param", f"s3-endpoint-url={s3_endpoint}",
+        "--secrets-dir", str(secrets),
+    )  # fmt: skip
+
+
 def iris_in_bucket(s3, bucket: str, key: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     s3.create_bucket(Bucket=bucket)
     s3.upload_file(str(write_iris(tmp_path / "iris.csv")), bucket, key)
@@ -162,16 +177,11 @@ def test_fetch_data_tests_run_yaml(tekton, s3_server, cluster_secrets) -> None: 
 
 def test_pipeline_tests_run_yaml(tekton, s3, s3_server, cluster_secrets, tmp_path) -> None:  # type: ignore[no-untyped-def]
     iris_in_bucket(s3, "tekton-mlops-test", "iris/iris.csv", tmp_path)
-    run = tekton(
-        catalog_file("pipeline/train-and-deploy/0.1/tests/run.yaml", revision_to_head=True),
-        "--git-mirror",
-        f"{PROJECT_URL}={REPO}",
-        "--param",
-        "catalog-revision=HEAD",
-        "--param",
-        f"s3-endpoint-url={s3_server.endpoint}",
-        "--secrets-dir",
-        str(cluster_secrets),
+    run = run_pipeline_from_git(
+        tekton,
+        "pipeline/train-and-deploy/0.1/tests/run.yaml",
+        s3_server.endpoint,
+        cluster_secrets,
     )
     assert run.exit_code == 0, run.log
     assert run.results["passed"] == "true"
@@ -272,18 +282,11 @@ def test_pipeline_signs_and_pushes_nothing_that_failed_its_thresholds(  # type: 
 def test_pipeline_s3_sample(tekton, s3, s3_server, cluster_secrets, tmp_path) -> None:  # type: ignore[no-untyped-def]
     iris_in_bucket(s3, "datasets", "iris/iris.csv", tmp_path)
     s3.create_bucket(Bucket="models")
-    run = tekton(
-        catalog_file(
-            "pipeline/train-and-deploy/0.1/samples/train-from-s3.yaml", revision_to_head=True
-        ),
-        "--git-mirror",
-        f"{PROJECT_URL}={REPO}",
-        "--param",
-        "catalog-revision=HEAD",
-        "--param",
-        f"s3-endpoint-url={s3_server.endpoint}",
-        "--secrets-dir",
-        str(cluster_secrets),
+    run = run_pipeline_from_git(
+        tekton,
+        "pipeline/train-and-deploy/0.1/samples/train-from-s3.yaml",
+        s3_server.endpoint,
+        cluster_secrets,
     )
     assert run.exit_code == 0, run.log
     # No deploy-target in this sample: the run ends after the push, Completed with skips.

@@ -15,7 +15,11 @@ import pytest
 from tekton_mlops import __version__
 from tests.conftest import REPO, need
 from tests.local.conftest import IMAGE
-from tests.local.test_catalog_runs import CATALOG, PROJECT_URL, catalog_file, iris_in_bucket
+from tests.local.test_catalog_runs import (
+    CATALOG,
+    iris_in_bucket,
+    run_pipeline_from_git,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -48,18 +52,13 @@ def test_catalog_pipeline_in_containers(  # type: ignore[no-untyped-def]
     tekton, runtime_image, s3, s3_server, cluster_secrets, tmp_path
 ) -> None:
     iris_in_bucket(s3, "tekton-mlops-test", "iris/iris.csv", tmp_path)
-    run = tekton(
-        catalog_file("pipeline/train-and-deploy/0.1/tests/run.yaml", revision_to_head=True),
+    run = run_pipeline_from_git(
+        tekton,
+        "pipeline/train-and-deploy/0.1/tests/run.yaml",
+        s3_server.endpoint,
+        cluster_secrets,
         "--runner",
         "podman",
-        "--git-mirror",
-        f"{PROJECT_URL}={REPO}",
-        "--param",
-        "catalog-revision=HEAD",
-        "--param",
-        f"s3-endpoint-url={s3_server.endpoint}",
-        "--secrets-dir",
-        str(cluster_secrets),
     )
     assert run.exit_code == 0, run.log
     assert run.results["passed"] == "true"
