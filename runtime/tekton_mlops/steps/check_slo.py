@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tekton_mlops.conditions import check
 from tekton_mlops.contract import StepContext
 from tekton_mlops.errors import MlopsError, ParameterError, Violation
 from tekton_mlops.results import ResultValue
@@ -86,7 +87,6 @@ def _markdown(report: dict[str, Any]) -> str:
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
-    from tekton_mlops.ml.metrics import check
     from tekton_mlops.serving.load import drive
     from tekton_mlops.storage.publish import atomic_write_text
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tekton_mlops.conditions import check
 from tekton_mlops.contract import StepContext
 from tekton_mlops.digests import (
     as_digest,
@@ -131,7 +132,7 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         )
     else:
         quality = metrics.regression(table.target, outputs["variable"].reshape(-1))
-    checks = metrics.check(quality, params.thresholds)
+    checks = check(quality, params.thresholds)
     passed = all(c.passed for c in checks)
     for c in checks:
         ctx.log.info("%s", c.describe())

@@ -46,11 +46,11 @@ def parse_config(text: bytes, where: str) -> dict[str, Any]:
         raise DataError(f"{where}: not YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(document, dict):
         raise DataError(f"{where}: must be a mapping of settings")
-    unknown = sorted(set(document) - set(config_keys()))
+    known = config_keys()
+    unknown = sorted(set(document) - set(known))
     if unknown:
         raise DataError(
-            f"{where}: unknown setting(s) {', '.join(map(str, unknown))}; "
-            f"known: {', '.join(config_keys())}"
+            f"{where}: unknown setting(s) {', '.join(map(str, unknown))}; known: {', '.join(known)}"
         )
     raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in document.items()}
     try:
@@ -82,12 +82,13 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         raise DataError("no target-column: set it in the config file or as a param")
     if settings["deploy-target"] and not settings["model-destination"]:
         raise DataError("deploy-target needs a model-destination to deploy from")
+    keys = config_keys()
     results: dict[str, ResultValue] = {
         key: value
         if isinstance(value, str)
         else json.dumps(value, separators=(",", ":"), sort_keys=True)
         for key, value in settings.items()
-        if key in config_keys()
+        if key in keys
     }
     return {
         **results,
