@@ -190,22 +190,23 @@ def test_registry_stopped_mid_push_fails_cleanly_and_a_rerun_succeeds(  # type: 
         run_step("sign-artifact", f"--path={model}", f"--private-key={keys.private}").exit_code == 0
     )
     server = start_registry(tmp_path / "registry")
-    destination = f"--destination=oci://{server.host}/team/big:1"
-    push = subprocess.Popen(
-        [CLI, "push-model", f"--path={model}", destination, f"--results-dir={tmp_path / 'r'}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    uploads = server.data / "docker/registry/v2/repositories/team/big/_uploads"
-    deadline = time.monotonic() + 60
-    while _largest_upload(uploads) <= 64 << 20:
-        assert push.poll() is None, "the push ended before the registry could be stopped"
-        assert time.monotonic() < deadline, "no upload started"
-        time.sleep(0.01)
-    server.stop()
-    output, _ = push.communicate(timeout=60)
+    push: subprocess.Popen[str] | None = None
     try:
+        destination = f"--destination=oci://{server.host}/team/big:1"
+        push = subprocess.Popen(
+            [CLI, "push-model", f"--path={model}", destination, f"--results-dir={tmp_path / 'r'}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        uploads = server.data / "docker/registry/v2/repositories/team/big/_uploads"
+        deadline = time.monotonic() + 60
+        while _largest_upload(uploads) <= 64 << 20:
+            assert push.poll() is None, "the push ended before the registry could be stopped"
+            assert time.monotonic() < deadline, "no upload started"
+            time.sleep(0.01)
+        server.stop()
+        output, _ = push.communicate(timeout=60)
         assert push.returncode == 1, output
         errors = [line for line in output.splitlines() if line.startswith("error:")]
         assert len(errors) == 1, output
@@ -221,7 +222,9 @@ def test_registry_stopped_mid_push_fails_cleanly_and_a_rerun_succeeds(  # type: 
         rerun = run_step("push-model", f"--path={model}", destination)
         assert rerun.exit_code == 0, rerun.output
         Registry(server.host).manifest("team/big", rerun.results["MODEL_IMAGE_DIGEST"])
-    finally:
+    finally:  # a failed assertion must not leave the registry or the push running
+        if push is not None and push.poll() is None:
+            push.kill()
         server.stop()
 
 
