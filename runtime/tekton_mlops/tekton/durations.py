@@ -10,14 +10,16 @@ _PART = re.compile(r"(\d+(?:\.\d*)?)(ms|us|µs|ns|h|m|s)")
 
 
 def parse_duration(text: str) -> float:
-    """``1h30m`` -> 5400.0; ``0`` -> 0.0 (no timeout)."""
+    """``1h30m`` -> 5400.0; ``0`` -> 0.0 (no timeout); ``-1s`` -> -1.0 (Go allows a sign)."""
     text = str(text).strip()
-    if text in ("0", ""):
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    if body in ("0", ""):
         return 0.0
-    parts = _PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
+    parts = _PART.findall(body)
+    if not parts or "".join(n + u for n, u in parts) != body:
         raise ValueError(f"invalid duration {text!r}")
-    return sum(float(number) * _UNITS[unit] for number, unit in parts)
+    return sign * sum(float(number) * _UNITS[unit] for number, unit in parts)
 
 
 def format_duration(seconds: float) -> str:
