@@ -124,8 +124,8 @@ def run(
     Other documents in FILE (Tasks, Pipelines, StepActions, ConfigMaps, Secrets) are applied
     first. Exit 0 when the run succeeded, 1 when it failed, 2 when Tekton would reject it.
     """
-    from tekton_mlops.local.admission import WEBHOOK, rejections
     from tekton_mlops.local.cluster import Cluster
+    from tekton_mlops.tekton.admission import admit, rejection
 
     documents = [d for d in load_all(file.read_text()) if isinstance(d, dict)]
     runs = [d for d in documents if d.get("kind") in RUN_KINDS]
@@ -136,10 +136,20 @@ def run(
         )
         sys.exit(2)
     resource = runs[0]
-    problems = rejections(resource, file)
-    if problems:
-        click.echo(f"error: {WEBHOOK}: validation failed: {'; '.join(problems)}", err=True)
+    if resource.get("apiVersion") != "tekton.dev/v1":
+        click.echo(
+            f"error: {file}: the local executor runs tekton.dev/v1 TaskRuns and PipelineRuns; "
+            f"this {resource.get('kind')} is {resource.get('apiVersion')}",
+            err=True,
+        )
         sys.exit(2)
+    # Everything in the file is applied as `kubectl apply` would: refused documents stop the run.
+    for document in documents:
+        problems = admit(document)
+        if problems:
+            name = (document.get("metadata") or {}).get("name", "")
+            click.echo(f"error: {document.get('kind')} {name}: {rejection(problems)}", err=True)
+            sys.exit(2)
 
     cluster = Cluster(
         secrets_dir=secrets_dir, git_mirrors={u: Path(p) for u, p in _pairs(mirrors, "URL").items()}
@@ -206,9 +216,10 @@ def execute(
 ) -> tuple[dict[str, Any], bool]:
     from tekton_mlops.local.cluster import ResolutionError
     from tekton_mlops.local.pipelinerun import PipelineRunExecutor
-    from tekton_mlops.local.taskrun import TaskRunExecutor, TaskRunPlan, _condition
-    from tekton_mlops.local.timing import parse_duration, timestamp
+    from tekton_mlops.local.status import condition
+    from tekton_mlops.local.taskrun import TaskRunExecutor, TaskRunPlan
     from tekton_mlops.local.workspaces import bind_workspaces
+    from tekton_mlops.tekton.durations import parse_duration, timestamp
 
     spec = resource["spec"]
     name = resource["metadata"]["name"]
@@ -235,7 +246,7 @@ def execute(
         resource["status"] = {
             "startTime": timestamp(now),
             "completionTime": timestamp(now),
-            "conditions": [_condition("False", exc.reason, str(exc), now)],
+            "conditions": [condition("False", exc.reason, str(exc), now)],
         }
         return resource, False
     if kind == "PipelineRun":
@@ -250,6 +261,7 @@ def execute(
         workspaces=workspaces,
         timeout=parse_duration(spec.get("timeout", "1h")),
         run_spec=spec,
+        by_reference="taskRef" in spec,
     )
     outcome = taskruns.execute(plan)
     resource["status"] = outcome.object["status"]

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import itertools
-import re
 import time
+import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tekton_mlops.local.cluster import Cluster, ResolutionError
-from tekton_mlops.local.taskrun import (
-    TaskRunExecutor,
-    TaskRunOutcome,
-    TaskRunPlan,
-    Workspace,
-    _condition,
-    resolve_params,
+from tekton_mlops.local.status import TaskRunOutcome, condition
+from tekton_mlops.local.taskrun import TaskRunExecutor, TaskRunPlan
+from tekton_mlops.local.workspaces import Workspace
+from tekton_mlops.tekton import defaults
+from tekton_mlops.tekton.durations import format_duration, parse_duration, timestamp
+from tekton_mlops.tekton.pipeline_rules import RESULT_REF, dependencies
+from tekton_mlops.tekton.resolution import mismatched_params, missing_params, resolve_params
+from tekton_mlops.tekton.variables import (
+    Unresolved,
+    Value,
+    references,
+    substitute,
+    substitute_string,
 )
-from tekton_mlops.local.timing import format_duration, parse_duration, timestamp
-from tekton_mlops.local.variables import Unresolved, Value, references, substitute
 
-RESULT_REF = re.compile(r"^tasks\.([^.]+)\.(results|matrix)\.")
 SKIP_WHEN = "When Expressions evaluated to false"
 SKIP_RESULTS = "Results were missing"
 SKIP_STOPPING = "PipelineRun was stopping"
@@ -102,17 +105,6 @@ class TaskState:
         return {"succeeded": "Succeeded", "failed": "Failed"}.get(self.state, "None")
 
 
-def dependencies(task: dict[str, Any]) -> set[str]:
-    """Tasks this one waits for: runAfter and every task whose result it reads."""
-    needs = set(task.get("runAfter") or [])
-    # Results an embedded taskSpec uses count too: they propagate into it.
-    scanned = {k: v for k, v in task.items() if k not in ("name", "runAfter")}
-    for expression in references(scanned):
-        if match := RESULT_REF.match(expression):
-            needs.add(match.group(1))
-    return needs
-
-
 def _evaluate_when(expressions: list[dict[str, Any]]) -> bool:
     for expression in expressions:
         value = expression.get("input", "")
@@ -140,18 +132,25 @@ class PipelineRunExecutor:
 
         def fail(reason: str, message: str) -> tuple[dict[str, Any], bool]:
             status["completionTime"] = timestamp(time.time())
-            status["conditions"] = [_condition("False", reason, message, time.time())]
+            status["conditions"] = [condition("False", reason, message, time.time())]
             return run, False
 
         given = {p["name"]: p["value"] for p in run["spec"].get("params") or []}
-        values, problems = resolve_params(spec, given)
-        if problems:
-            missing = "missing parameters" in problems[-1]
-            reason = "ParameterMissing" if missing else "ParameterTypeMismatch"
+        pipeline = f"{defaults.NAMESPACE}/{run['metadata'].get('pipelineName', name)}"
+        if missing := missing_params(spec, given):
             return fail(
-                reason,
-                f"PipelineRun default/{name} parameters have problems: {'; '.join(problems)}",
+                "ParameterMissing",
+                f"PipelineRun {defaults.NAMESPACE}/{name} is missing some parameters required by "
+                f"Pipeline {pipeline}: PipelineRun missing parameters: [{' '.join(missing)}]",
             )
+        if mismatched := mismatched_params(spec, given):
+            return fail(
+                "ParameterTypeMismatch",
+                f"PipelineRun {defaults.NAMESPACE}/{name} parameters have mismatching types with "
+                f"Pipeline {pipeline}'s parameters: parameters have inconsistent types : "
+                f"[{' '.join(mismatched)}]",
+            )
+        values, _ = resolve_params(spec, given)
         declared = {w["name"]: w for w in spec.get("workspaces") or []}
         for ws_name, ws in declared.items():
             if ws_name not in workspaces and not ws.get("optional"):
@@ -164,11 +163,17 @@ class PipelineRunExecutor:
         deadline = time.monotonic() + total if total else None
 
         table: dict[str, Value] = {f"params.{k}": v for k, v in values.items()}
+        run["metadata"].setdefault("uid", str(uuid.uuid4()))
         table |= {
             "context.pipelineRun.name": name,
-            "context.pipelineRun.namespace": "default",
-            "context.pipelineRun.uid": run["metadata"].get("uid", name),
+            "context.pipelineRun.namespace": defaults.NAMESPACE,
+            "context.pipelineRun.uid": run["metadata"]["uid"],
             "context.pipeline.name": run["metadata"].get("pipelineName", name),
+        }
+        # A PipelineRun's workspace subPath may use its params and context.
+        workspaces = {
+            ws: Workspace(w.root, w.claim, w.volume, substitute_string(w.sub_path, table))
+            for ws, w in workspaces.items()
         }
         for ws_name in declared:
             table[f"workspaces.{ws_name}.bound"] = "true" if ws_name in workspaces else "false"
@@ -209,13 +214,25 @@ class PipelineRunExecutor:
         ]
         if skipped:
             status["skippedTasks"] = skipped
-        results = self._pipeline_results(spec, everything, table)
+        results, invalid = self._pipeline_results(spec, everything, table)
         if results:
             status["results"] = results
         status["completionTime"] = timestamp(time.time())
+        if invalid and not timed_out:
+            status["conditions"] = [
+                condition(
+                    "False",
+                    "CouldntGetPipelineResult",
+                    f"Failed to get PipelineResult from TaskRun Results for PipelineRun {name}: "
+                    f"invalid pipelineresults [{' '.join(invalid)}], the referenced results "
+                    "don't exist",
+                    time.time(),
+                )
+            ]
+            return run, False
         if timed_out:
             status["conditions"] = [
-                _condition(
+                condition(
                     "False",
                     "PipelineRunTimeout",
                     f'PipelineRun "{name}" failed to finish within "{format_duration(total)}"',
@@ -231,7 +248,7 @@ class PipelineRunExecutor:
             f"Cancelled 0), Skipped: {skips}"
         )
         status["conditions"] = [
-            _condition("False" if failed else "True", reason, message, time.time())
+            condition("False" if failed else "True", reason, message, time.time())
         ]
         return run, not failed
 
@@ -263,7 +280,7 @@ class PipelineRunExecutor:
                 for state in group.values():
                     if state.state != "pending":
                         continue
-                    needs = dependencies(state.task) & set(known)
+                    needs = set(dependencies(state.task)) & set(known)
                     if any(known[n].state in ("pending", "running") for n in needs):
                         continue
                     if stopping:
@@ -301,14 +318,16 @@ class PipelineRunExecutor:
     def _record(self, state: TaskState, outcome: TaskOutcome, table: dict[str, Value]) -> None:
         state.outcome = outcome
         state.state = "succeeded" if outcome.succeeded else "failed"
+        # Finally tasks' results are read as $(finally.<task>.results.<name>), by pipeline results.
+        group = "finally" if state.is_finally else "tasks"
         for result, value in outcome.results.items():
-            table[f"tasks.{state.name}.results.{result}"] = value
+            table[f"{group}.{state.name}.results.{result}"] = value
             if outcome.matrixed:
                 table[f"tasks.{state.name}.matrix.{result}.length"] = str(len(value))
         if outcome.matrixed:
             table[f"tasks.{state.name}.matrix.length"] = str(len(outcome.runs))
-        condition = outcome.condition
-        self.log(f"task {state.name} {state.state} ({condition['reason']}: {condition['message']})")
+        ended = outcome.condition
+        self.log(f"task {state.name} {state.state} ({ended['reason']}: {ended['message']})")
 
     def _resolve(self, state: TaskState, table: dict[str, Value]) -> None:
         if "taskSpec" in state.task:
@@ -367,11 +386,11 @@ class PipelineRunExecutor:
         bound: dict[str, Workspace] = {}
         for binding in task.get("workspaces") or []:
             source = workspaces.get(binding.get("workspace", binding["name"]))
-            if source is None or source.path is None:
+            if source is None or source.root is None:
                 continue
-            path = source.path / binding["subPath"] if binding.get("subPath") else source.path
-            path.mkdir(parents=True, exist_ok=True)
-            bound[binding["name"]] = Workspace(path, source.claim, source.volume)
+            # The subPath may use params and results; it is checked when the pod is made.
+            sub_path = substitute_string(str(binding.get("subPath") or ""), table)
+            bound[binding["name"]] = source.within(sub_path)
         timeout = parse_duration(task["timeout"]) if task.get("timeout") else 3600.0
         spec = (
             self._propagate(state, table, {p["name"] for p in params})
@@ -402,6 +421,7 @@ class PipelineRunExecutor:
                         or task.get("taskSpec"),
                     },
                     extra_context={"context.pipelineRun.name": run_name},
+                    by_reference="taskRef" in task,
                 )
             )
         return plans
@@ -426,12 +446,25 @@ class PipelineRunExecutor:
     @staticmethod
     def _pipeline_results(
         spec: dict[str, Any], states: dict[str, TaskState], table: dict[str, Value]
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Pipeline results, and the names of those a *succeeded* task failed to provide.
+
+        A result that reads a failed or skipped task is left out quietly; one that reads a
+        task which succeeded without writing it fails the PipelineRun, as in Tekton.
+        """
         results = []
+        invalid = []
         for declared in spec.get("results") or []:
             try:
                 value = substitute(declared.get("value"), table, strict=True)
             except Unresolved:
-                continue  # a task that failed or was skipped left no value
+                sources = {
+                    match.group(2)
+                    for expression in references(declared.get("value"))
+                    if (match := RESULT_REF.match(expression))
+                }
+                if all(n in states and states[n].state == "succeeded" for n in sources):
+                    invalid.append(str(declared["name"]))
+                continue
             results.append({"name": declared["name"], "value": value})
-        return results
+        return results, invalid

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tekton_mlops.local.runner import StepInvocation, StepOutcome, watch
 
@@ -38,6 +39,9 @@ class PodmanRunner:
         with step.log_file.open("a") as log:
             log.write(text + "\n")
         self.echo(text)
+
+    def unsupported(self, spec: dict[str, Any], steps: list[dict[str, Any]]) -> str:
+        return ""
 
     def base_env(self, home: Path, results_dir: Path) -> dict[str, str]:
         # As in a pod: the image's own environment, plus what Tekton sets.

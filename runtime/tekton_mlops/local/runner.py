@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 #: Exit code reported for a step stopped by its timeout (SIGKILL, as a container).
 TIMEOUT_EXIT = 137
@@ -100,6 +100,10 @@ class StepRunner(Protocol):
 
     def base_env(self, home: Path, results_dir: Path) -> dict[str, str]: ...
 
+    def unsupported(self, spec: dict[str, Any], steps: list[dict[str, Any]]) -> str:
+        """Why this runner cannot run the Task, or "" when it can."""
+        ...
+
     def run(self, step: StepInvocation, scripts_dir: Path) -> StepOutcome: ...
 
     def start(self, step: StepInvocation, scripts_dir: Path) -> subprocess.Popen[bytes] | None: ...
@@ -154,6 +158,17 @@ class ProcessRunner:
         with step.log_file.open("a") as log:
             log.write(text + "\n")
         self.echo(text)
+
+    def unsupported(self, spec: dict[str, Any], steps: list[dict[str, Any]]) -> str:
+        mounting = [
+            s.get("name") for s in [*steps, *(spec.get("sidecars") or [])] if s.get("volumeMounts")
+        ]
+        if mounting:
+            return (
+                f"steps {mounting} mount volumes at absolute paths, which the process runner "
+                "cannot do; run with --runner podman"
+            )
+        return ""
 
     def base_env(self, home: Path, results_dir: Path) -> dict[str, str]:
         # A container starts with little: no developer credentials leak into steps.

@@ -1,32 +1,36 @@
-"""Execute one TaskRun: params, workspaces, steps, results, and a Tekton-shaped status."""
+"""Execute one TaskRun: params, its pod, sidecars, steps in order, results and status."""
 
 from __future__ import annotations
 
 import json
-import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tekton_mlops.local.cluster import Cluster, ResolutionError
+from tekton_mlops.local.pod import (
+    Pod,
+    check_sub_paths,
+    container_mounts,
+    make_volumes,
+    resolve_workspaces,
+    volume_mounts,
+)
 from tekton_mlops.local.probes import wait_ready
-from tekton_mlops.local.runner import Mount, StepInvocation, StepRunner
-from tekton_mlops.local.timing import format_duration, timestamp
-from tekton_mlops.local.variables import Value, substitute
-from tekton_mlops.results import RESULTS_BUDGET, termination_message_size
-
-DEFAULT_TIMEOUT = 3600.0
-
-
-@dataclass
-class Workspace:
-    """A workspace as a step sees it; path None means optional and not bound."""
-
-    path: Path | None
-    claim: str = ""
-    volume: str = ""
+from tekton_mlops.local.runner import StepInvocation, StepRunner
+from tekton_mlops.local.status import TaskRunOutcome, condition
+from tekton_mlops.local.steps import inline_step_action, merge_template, step_env
+from tekton_mlops.local.workspaces import PodInvalid, Workspace
+from tekton_mlops.results import termination_message_size
+from tekton_mlops.tekton import defaults
+from tekton_mlops.tekton.defaults import step_name, value_type, workspace_mount_path
+from tekton_mlops.tekton.durations import format_duration, timestamp
+from tekton_mlops.tekton.flags import FeatureFlags
+from tekton_mlops.tekton.resolution import resolve_params
+from tekton_mlops.tekton.variables import Value, substitute, substitute_string
 
 
 @dataclass
@@ -36,158 +40,37 @@ class TaskRunPlan:
     spec: dict[str, Any]
     params: dict[str, Value]
     workspaces: dict[str, Workspace]
-    timeout: float = DEFAULT_TIMEOUT  # seconds, 0 = none
+    timeout: float = defaults.TIMEOUT_SECONDS  # seconds, 0 = none
     deadline: float | None = None  # monotonic deadline imposed by a PipelineRun
     labels: dict[str, str] = field(default_factory=dict)
     retry_count: int = 0
     run_spec: dict[str, Any] = field(default_factory=dict)  # spec as the TaskRun object shows it
     extra_context: dict[str, Value] = field(default_factory=dict)
-
-
-@dataclass
-class TaskRunOutcome:
-    object: dict[str, Any]
-    succeeded: bool
-    reason: str
-    results: dict[str, Value]
-
-    @property
-    def condition(self) -> dict[str, Any]:
-        return self.object["status"]["conditions"][0]  # type: ignore[no-any-return]
-
-
-def _type_of(value: Any) -> str:
-    return "array" if isinstance(value, list) else "object" if isinstance(value, dict) else "string"
-
-
-def resolve_params(
-    spec: dict[str, Any], given: dict[str, Value]
-) -> tuple[dict[str, Value], list[str]]:
-    """Declared params with defaults and given values; problems in Tekton's words."""
-    values: dict[str, Value] = dict(given)  # undeclared ones propagate, as in Tekton
-    problems: list[str] = []
-    missing = []
-    for param in spec.get("params") or []:
-        name = param["name"]
-        declared = param.get("type") or _type_of(param.get("default", ""))
-        if name in given:
-            if _type_of(given[name]) != declared:
-                problems.append(f"param types don't match the user-specified type: [{name}]")
-            elif declared == "object" and isinstance(param.get("default"), dict):
-                values[name] = {**param["default"], **given[name]}  # type: ignore[dict-item]
-        elif "default" in param:
-            values[name] = param["default"]
-        else:
-            missing.append(name)
-    if missing:
-        problems.append(f"missing parameters: [{' '.join(missing)}]")
-    return values, problems
-
-
-def _merge_template(step: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
-    merged = {**template, **step}
-    env = {e["name"]: e for e in template.get("env") or []}
-    env.update({e["name"]: e for e in step.get("env") or []})
-    if env:
-        merged["env"] = list(env.values())
-    return merged
-
-
-def _step_action(step: dict[str, Any], cluster: Cluster) -> dict[str, Any]:
-    """Inline a StepAction referenced by ``ref``, its params substituted."""
-    action = cluster.get("StepAction", step["ref"].get("name", ""))
-    if action is None:
-        raise ResolutionError(
-            "TaskRunResolutionFailed",
-            f'stepactions.tekton.dev "{step["ref"].get("name")}" not found',
-        )
-    spec = action.get("spec") or {}
-    given = {p["name"]: p["value"] for p in step.get("params") or []}
-    values, problems = resolve_params(spec, given)
-    if problems:
-        raise ResolutionError("TaskRunValidationFailed", "; ".join(problems))
-    table: dict[str, Value] = {f"params.{k}": v for k, v in values.items()}
-    body = substitute({k: v for k, v in spec.items() if k not in ("params", "results")}, table)
-    return {
-        **body,
-        "name": step.get("name", ""),
-        **{k: v for k, v in step.items() if k in ("onError", "timeout", "workingDir")},
-    }
-
-
-def _env(step: dict[str, Any], cluster: Cluster) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for entry in step.get("env") or []:
-        if "value" in entry:
-            env[entry["name"]] = str(entry["value"])
-            continue
-        source = entry.get("valueFrom") or {}
-        if "secretKeyRef" in source:
-            ref, lookup = source["secretKeyRef"], cluster.secret
-        elif "configMapKeyRef" in source:
-            ref, lookup = source["configMapKeyRef"], cluster.config_map
-        else:
-            continue
-        try:
-            data = lookup(ref["name"])
-        except ResolutionError:
-            if ref.get("optional"):
-                continue
-            raise
-        if ref["key"] not in data:
-            if ref.get("optional"):
-                continue
-            raise ResolutionError(
-                "CreateContainerConfigError", f"couldn't find key {ref['key']} in {ref['name']}"
-            )
-        env[entry["name"]] = data[ref["key"]].decode()
-    return env
-
-
-def _mount_path(workspace: dict[str, Any]) -> str:
-    return str(workspace.get("mountPath") or f"/workspace/{workspace['name']}")
-
-
-def _condition(status: str, reason: str, message: str, when: float) -> dict[str, Any]:
-    return {
-        "type": "Succeeded",
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": timestamp(when),
-    }
-
-
-@dataclass
-class _Pod:
-    """One TaskRun's own directories and mounts: never shared between parallel TaskRuns."""
-
-    here: Path
-    home: Path
-    results_dir: Path
-    scripts: Path
-    mounts: tuple[Mount, ...] = ()
-    volumes: dict[str, Path] = field(default_factory=dict)
+    by_reference: bool = False  # the Task came through taskRef (it shows in pod errors)
 
 
 class TaskRunExecutor:
     def __init__(
-        self, cluster: Cluster, runner: StepRunner, run_dir: Path, log: Callable[[str], None]
+        self,
+        cluster: Cluster,
+        runner: StepRunner,
+        run_dir: Path,
+        log: Callable[[str], None],
+        flags: FeatureFlags | None = None,
     ) -> None:
         self.cluster = cluster
         self.runner = runner
         self.durations: dict[str, float] = {}  # TaskRun name -> seconds, for the summary
         self.run_dir = run_dir
         self.log = log
+        self.flags = flags or FeatureFlags()
 
     def execute(self, plan: TaskRunPlan) -> TaskRunOutcome:
         started = time.time()
-        here = self.run_dir / plan.name
-        results_dir, home, scripts = here / "results", here / "home", here / "scripts"
-        for directory in (results_dir, home, scripts, here / "logs"):
-            directory.mkdir(parents=True, exist_ok=True)
+        uid = str(uuid.uuid4())
+        pod = Pod.directories(self.run_dir / plan.name)
         status: dict[str, Any] = {
-            "podName": f"{plan.name}-pod",
+            "podName": defaults.pod_name(plan.name, plan.retry_count),
             "startTime": timestamp(started),
             "steps": [],
             "taskSpec": plan.spec,
@@ -197,8 +80,8 @@ class TaskRunExecutor:
             "kind": "TaskRun",
             "metadata": {
                 "name": plan.name,
-                "namespace": "default",
-                "uid": os.urandom(8).hex(),
+                "namespace": defaults.NAMESPACE,
+                "uid": uid,
                 "labels": plan.labels,
             },
             "spec": plan.run_spec,
@@ -210,10 +93,10 @@ class TaskRunExecutor:
         ) -> TaskRunOutcome:
             done = time.time()
             status["completionTime"] = timestamp(done)
-            status["conditions"] = [_condition("True" if ok else "False", reason, message, done)]
+            status["conditions"] = [condition("True" if ok else "False", reason, message, done)]
             if results:
                 status["results"] = [
-                    {"name": k, "type": _type_of(v), "value": v} for k, v in results.items()
+                    {"name": k, "type": value_type(v), "value": v} for k, v in results.items()
                 ]
             outcome = TaskRunOutcome(obj, ok, reason, results or {})
             self.durations[plan.name] = done - started
@@ -225,59 +108,75 @@ class TaskRunExecutor:
             return finish(
                 False,
                 "TaskRunValidationFailed",
-                f"invalid input params for task {plan.task_name}: {'; '.join(problems)}",
+                f"invalid input params for task {plan.task_name}: " + "; ".join(problems),
             )
         for declared in plan.spec.get("workspaces") or []:
             bound = plan.workspaces.get(declared["name"])
-            if (bound is None or bound.path is None) and not declared.get("optional"):
+            if (bound is None or bound.root is None) and not declared.get("optional"):
                 return finish(
                     False,
                     "TaskRunValidationFailed",
                     f'declared workspace "{declared["name"]}" is required but has not been bound',
                 )
-        table = self._table(plan, values, results_dir, home)
-        pod = _Pod(here, home, results_dir, scripts, self._mounts(plan, results_dir, home))
-        mounting = [
-            s.get("name")
-            for s in [*(plan.spec.get("steps") or []), *(plan.spec.get("sidecars") or [])]
-            if s.get("volumeMounts")
-        ]
-        if mounting and not self.runner.in_container:
+        template = plan.spec.get("stepTemplate") or {}
+        try:
+            steps = [
+                merge_template(inline_step_action(s, self.cluster) if "ref" in s else s, template)
+                for s in plan.spec.get("steps") or []
+            ]
+        except ResolutionError as exc:
+            return finish(False, exc.reason, str(exc))
+        param_table: dict[str, Value] = {f"params.{k}": v for k, v in values.items()}
+        workspaces = {
+            name: Workspace(w.root, w.claim, w.volume, substitute_string(w.sub_path, param_table))
+            for name, w in plan.workspaces.items()
+        }
+        try:
+            # The pod: what the API server checks, then what the kubelet prepares.
+            check_sub_paths(plan.spec, workspaces, substitute(steps, param_table))
+            first = f"step-{step_name(steps[0], 0)}" if steps else "step-unnamed-0"
+            pod.workspace_paths = resolve_workspaces(plan.spec, workspaces, first)
+            pod.volumes = make_volumes(plan.spec, pod.here, self.cluster)
+        except PodInvalid as exc:
+            maybe = (
+                f"missing or invalid Task {defaults.NAMESPACE}/{plan.task_name}"
+                if plan.by_reference
+                else "invalid TaskSpec"
+            )
+            errors = exc.errors[0] if len(exc.errors) == 1 else f"[{', '.join(exc.errors)}]"
+            pod_name = status["podName"]
             return finish(
                 False,
-                "TaskRunValidationFailed",
-                f"steps {mounting} mount volumes at absolute paths, which the process "
-                "runner cannot do; run with --runner podman",
+                "PodCreationFailed",
+                f'failed to create task run pod "{plan.name}": Pod "{pod_name}" is invalid: '
+                f"{errors}. Maybe {maybe}",
             )
-        try:
-            pod.volumes = self._make_volumes(plan.spec, here)
         except ResolutionError as exc:
             return finish(False, exc.reason, f"Failed to create pod due to config error: {exc}")
+        unsupported = self.runner.unsupported(plan.spec, steps)
+        if unsupported:
+            return finish(False, "TaskRunValidationFailed", unsupported)
+        if self.runner.in_container:
+            pod.mounts = container_mounts(plan.spec, pod)
+        table = self._table(plan, param_table, pod, uid)
         deadline = plan.deadline
         if plan.timeout:
             own = time.monotonic() + plan.timeout
             deadline = own if deadline is None else min(deadline, own)
 
-        template = plan.spec.get("stepTemplate") or {}
-        try:
-            steps = [
-                _merge_template(_step_action(s, self.cluster) if "ref" in s else s, template)
-                for s in plan.spec.get("steps") or []
-            ]
-        except ResolutionError as exc:
-            return finish(False, exc.reason, str(exc))
         sidecars = []
-        for raw in plan.spec.get("sidecars") or []:
-            sidecar = substitute(raw, table)
-            name = sidecar.get("name", "sidecar")
-            invocation = self._invocation(pod, sidecar, name, None, log_name=f"sidecar-{name}")
-            process = self.runner.start(invocation, scripts)
-            sidecars.append((name, process))
-            if process is None or not wait_ready(sidecar.get("readinessProbe"), process):
-                self._stop(sidecars, status)
-                return finish(False, "Failed", f'sidecar "{name}" did not become ready')
-            self.log(f"  sidecar {plan.name}/{name} ready")
         try:
+            for index, raw in enumerate(plan.spec.get("sidecars") or []):
+                sidecar = substitute(raw, table)
+                name = sidecar.get("name", "sidecar")
+                invocation = self._invocation(
+                    pod, sidecar, index, name, None, log_name=f"sidecar-{name}"
+                )
+                process = self.runner.start(invocation, pod.scripts)
+                sidecars.append((name, process))
+                if process is None or not wait_ready(sidecar.get("readinessProbe"), process):
+                    return finish(False, "Failed", f'sidecar "{name}" did not become ready')
+                self.log(f"  sidecar {plan.name}/{name} ready")
             failed_step, timed_out = self._steps(plan, pod, steps, table, deadline, status)
         except ResolutionError as exc:
             return finish(False, exc.reason, f"Failed to create pod due to config error: {exc}")
@@ -289,27 +188,43 @@ class TaskRunExecutor:
                 "TaskRunTimeout",
                 f'TaskRun "{plan.name}" failed to finish within "{format_duration(plan.timeout)}"',
             )
-        results = self._results(plan.spec, results_dir)
-        if termination_message_size(results) > RESULTS_BUDGET:
-            return finish(
-                False,
-                "Failed",
-                f"Termination message is above max allowed size {RESULTS_BUDGET}, "
-                "caused by large task result.",
-            )
+        results = self._results(plan.spec, pod.results_dir)
+        budget = self.flags.result_budget
+        too_large = self._too_large(results, budget)
+        if too_large:
+            return finish(False, "Failed", too_large)
         if failed_step:
             return finish(False, "Failed", failed_step, results)
         return finish(True, "Succeeded", "All Steps have completed executing", results)
 
+    def _too_large(self, results: dict[str, Value], budget: int) -> str:
+        """Tekton's message when results do not fit where the flags say they travel."""
+        if self.flags.results_from == "termination-message":
+            if termination_message_size(results) > budget:
+                return (
+                    f"Termination message is above max allowed size {budget}, caused by large "
+                    "task result."
+                )
+            return ""
+        for name, value in results.items():
+            size = len(value if isinstance(value, str) else json.dumps(value))
+            if size > budget:
+                return (
+                    f"Result {name} of size {size} bytes is larger than the maximum allowed "
+                    f"size of {budget} bytes (max-result-size)."
+                )
+        return ""
+
     def _invocation(
         self,
-        pod: _Pod,
+        pod: Pod,
         step: dict[str, Any],
+        index: int,
         name: str,
         deadline: float | None,
         log_name: str = "",
     ) -> StepInvocation:
-        env = self.runner.base_env(pod.home, pod.results_dir) | _env(step, self.cluster)
+        env = self.runner.base_env(pod.home, pod.results_dir) | step_env(step, self.cluster)
         default_dir = "/workspace" if self.runner.in_container else str(pod.here / "workspace")
         user = (step.get("securityContext") or {}).get("runAsUser")
         return StepInvocation(
@@ -322,74 +237,9 @@ class TaskRunExecutor:
             working_dir=Path(step.get("workingDir") or default_dir),
             log_file=pod.here / "logs" / f"{log_name or name}.log",
             deadline=deadline,
-            mounts=pod.mounts + self._volume_mounts(step, pod.volumes),
+            mounts=pod.mounts + volume_mounts(step, index, pod.volumes),
             user="" if user is None else str(user),
         )
-
-    @staticmethod
-    def _volume_mounts(step: dict[str, Any], volumes: dict[str, Path]) -> tuple[Mount, ...]:
-        mounts = []
-        for mount in step.get("volumeMounts") or []:
-            source = volumes.get(mount["name"])
-            if source is None:
-                raise ResolutionError(
-                    "CreateContainerConfigError",
-                    f'volume "{mount["name"]}" is not declared by the Task',
-                )
-            if mount.get("subPath"):
-                source = source / mount["subPath"]  # one key of a configMap/secret is a file
-                if not source.exists():
-                    source.mkdir(parents=True)
-            mounts.append(Mount(source, mount["mountPath"], bool(mount.get("readOnly"))))
-        return tuple(mounts)
-
-    def _make_volumes(self, spec: dict[str, Any], here: Path) -> dict[str, Path]:
-        """Task volumes (emptyDir, configMap, secret) as directories to mount."""
-        from tekton_mlops.local.workspaces import write_items
-
-        volumes = {}
-        for volume in spec.get("volumes") or []:
-            target = here / "volumes" / volume["name"]
-            target.mkdir(parents=True, exist_ok=True)
-            if "configMap" in volume:
-                source = volume["configMap"]
-                write_items(target, self.cluster.config_map(source["name"]), source.get("items"))
-            elif "secret" in volume:
-                source = volume["secret"]
-                write_items(target, self.cluster.secret(source["secretName"]), source.get("items"))
-            elif "emptyDir" not in volume:
-                raise ResolutionError(
-                    "CreateContainerConfigError",
-                    f'volume "{volume["name"]}": only emptyDir, configMap and '
-                    "secret volumes run locally",
-                )
-            target.chmod(0o777)
-            volumes[volume["name"]] = target
-        return volumes
-
-    def _mounts(self, plan: TaskRunPlan, results_dir: Path, home: Path) -> tuple[Mount, ...]:
-        """Where a container sees the TaskRun's directories, as Tekton mounts them."""
-        if not self.runner.in_container:
-            return ()
-        # Tekton gives every pod an emptyDir at /workspace; workspaces mount beneath it.
-        internal = results_dir.parent / "workspace"
-        internal.mkdir(exist_ok=True)
-        mounts = [
-            Mount(internal, "/workspace"),
-            Mount(results_dir, "/tekton/results"),
-            Mount(home, "/tekton/home"),
-        ]
-        for declared in plan.spec.get("workspaces") or []:
-            bound = plan.workspaces.get(declared["name"])
-            if bound is None or bound.path is None:
-                continue
-            mounts.append(
-                Mount(bound.path, _mount_path(declared), read_only=bool(declared.get("readOnly")))
-            )
-        for mount in mounts:  # steps run as non-root users: let them write, as fsGroup would
-            if not mount.read_only:
-                mount.source.chmod(0o777)
-        return tuple(mounts)
 
     @staticmethod
     def _stop(sidecars: list[tuple[str, Any]], status: dict[str, Any]) -> None:
@@ -422,7 +272,7 @@ class TaskRunExecutor:
     def _steps(
         self,
         plan: TaskRunPlan,
-        pod: _Pod,
+        pod: Pod,
         steps: list[dict[str, Any]],
         table: dict[str, Value],
         deadline: float | None,
@@ -432,7 +282,7 @@ class TaskRunExecutor:
         failed_step = ""
         timed_out = False
         for index, raw in enumerate(steps):
-            name = raw.get("name") or f"unnamed-{index}"
+            name = step_name(raw, index)
             container = f"step-{name}"
             if failed_step or timed_out:
                 status["steps"].append(
@@ -445,7 +295,7 @@ class TaskRunExecutor:
                 )
                 continue
             step = substitute(raw, table)
-            invocation = self._invocation(pod, step, name, deadline)
+            invocation = self._invocation(pod, step, index, name, deadline)
             self.log(f"  step {plan.name}/{name} started")
             outcome = self.runner.run(invocation, pod.scripts)
             continued = outcome.exit_code != 0 and step.get("onError") == "continue"
@@ -495,28 +345,32 @@ class TaskRunExecutor:
         (self.run_dir / name / "taskrun.yaml").write_text(json.dumps(outcome.object, indent=2))
 
     def _table(
-        self, plan: TaskRunPlan, values: dict[str, Value], results_dir: Path, home: Path
+        self, plan: TaskRunPlan, param_table: dict[str, Value], pod: Pod, uid: str
     ) -> dict[str, Value]:
-        table: dict[str, Value] = {f"params.{k}": v for k, v in values.items()}
+        table: dict[str, Value] = dict(param_table)
+        # $(inputs.params.x): the v1beta1 spelling Tekton still substitutes.
+        table |= {f"inputs.{k}": v for k, v in param_table.items()}
+        inside = self.runner.in_container
         table |= {
             "context.taskRun.name": plan.name,
-            "context.taskRun.namespace": "default",
-            "context.taskRun.uid": plan.name,
+            "context.taskRun.namespace": defaults.NAMESPACE,
+            "context.taskRun.uid": uid,
             "context.task.name": plan.task_name,
             "context.task.retry-count": str(plan.retry_count),
-            "credentials.path": "/tekton/creds" if self.runner.in_container else str(home),
+            "credentials.path": defaults.CREDS_DIR if inside else str(pod.home),
         }
-        inside = self.runner.in_container
         for declared in plan.spec.get("workspaces") or []:
-            bound = plan.workspaces.get(declared["name"]) or Workspace(None)
-            prefix = f"workspaces.{declared['name']}"
-            where = _mount_path(declared) if inside else str(bound.path)
-            table[f"{prefix}.path"] = where if bound.path else ""
-            table[f"{prefix}.bound"] = "true" if bound.path else "false"
+            name = declared["name"]
+            bound = plan.workspaces.get(name) or Workspace(None)
+            path = pod.workspace_paths.get(name)
+            prefix = f"workspaces.{name}"
+            where = workspace_mount_path(declared) if inside else str(path)
+            table[f"{prefix}.path"] = where if path is not None else ""
+            table[f"{prefix}.bound"] = "true" if path is not None else "false"
             table[f"{prefix}.claim"] = bound.claim
             table[f"{prefix}.volume"] = bound.volume
+        results_root = Path(defaults.RESULTS_DIR) if inside else pod.results_dir
         for result in plan.spec.get("results") or []:
-            results_root = Path("/tekton/results") if inside else results_dir
             table[f"results.{result['name']}.path"] = str(results_root / result["name"])
         table |= plan.extra_context
         return table
@@ -537,6 +391,6 @@ class TaskRunExecutor:
                 parsed = json.loads(text)
             except ValueError:
                 continue  # Tekton drops a structured result that does not parse
-            if _type_of(parsed) == kind:
+            if value_type(parsed) == kind:
                 results[declared["name"]] = parsed
         return results

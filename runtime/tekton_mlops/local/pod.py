@@ -1,0 +1,144 @@
+"""One TaskRun's pod, made local: its directories, workspaces, volumes and mounts.
+
+Everything here happens before the first step starts, in the order a cluster would
+fail it: the API server refuses a pod with an invalid subPath (``PodCreationFailed``),
+the kubelet refuses a volume it cannot prepare (``CreateContainerConfigError``).
+Never shared between parallel TaskRuns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tekton_mlops.local.cluster import Cluster, ResolutionError
+from tekton_mlops.local.runner import Mount
+from tekton_mlops.local.workspaces import (
+    PodInvalid,
+    Workspace,
+    resolve_sub_path,
+    sub_path_errors,
+    write_items,
+)
+from tekton_mlops.tekton.defaults import step_name, workspace_mount_path
+
+
+@dataclass
+class Pod:
+    here: Path
+    home: Path
+    results_dir: Path
+    scripts: Path
+    workspace_paths: dict[str, Path] = field(default_factory=dict)  # resolved, bound ones
+    mounts: tuple[Mount, ...] = ()  # what every container mounts (podman)
+    volumes: dict[str, Path] = field(default_factory=dict)
+
+    @classmethod
+    def directories(cls, here: Path) -> Pod:
+        pod = cls(here, here / "home", here / "results", here / "scripts")
+        for directory in (pod.results_dir, pod.home, pod.scripts, here / "logs"):
+            directory.mkdir(parents=True, exist_ok=True)
+        return pod
+
+
+def check_sub_paths(
+    spec: dict[str, Any], workspaces: dict[str, Workspace], steps: list[dict[str, Any]]
+) -> None:
+    """The API server's checks on every subPath the pod would mount (raises PodInvalid)."""
+    errors: list[str] = []
+    container = "spec.containers[0].volumeMounts.subPath"
+    for declared in spec.get("workspaces") or []:
+        bound = workspaces.get(declared["name"])
+        if bound is not None and bound.root is not None and bound.sub_path:
+            errors += sub_path_errors(bound.sub_path, container)
+    for index, step in enumerate(steps):
+        for mount in step.get("volumeMounts") or []:
+            if mount.get("subPath"):
+                where = f"spec.containers[{index}].volumeMounts.subPath"
+                errors += sub_path_errors(str(mount["subPath"]), where)
+    if errors:
+        raise PodInvalid(errors)
+
+
+def resolve_workspaces(
+    spec: dict[str, Any], workspaces: dict[str, Workspace], first_step: str
+) -> dict[str, Path]:
+    """Each bound workspace's directory, subPath applied inside its volume (the kubelet's part)."""
+    paths = {}
+    for declared in spec.get("workspaces") or []:
+        bound = workspaces.get(declared["name"])
+        if bound is None or bound.root is None:
+            continue
+        paths[declared["name"]] = resolve_sub_path(
+            bound.root, bound.sub_path, bound.volume or f"ws-{declared['name']}", first_step
+        )
+    return paths
+
+
+def make_volumes(spec: dict[str, Any], here: Path, cluster: Cluster) -> dict[str, Path]:
+    """Task volumes (emptyDir, configMap, secret) as directories to mount."""
+    volumes = {}
+    for volume in spec.get("volumes") or []:
+        target = here / "volumes" / volume["name"]
+        target.mkdir(parents=True, exist_ok=True)
+        if "configMap" in volume:
+            source = volume["configMap"]
+            write_items(target, cluster.config_map(source["name"]), source.get("items"))
+        elif "secret" in volume:
+            source = volume["secret"]
+            write_items(target, cluster.secret(source["secretName"]), source.get("items"))
+        elif "emptyDir" not in volume:
+            raise ResolutionError(
+                "CreateContainerConfigError",
+                f'volume "{volume["name"]}": only emptyDir, configMap and '
+                "secret volumes run locally",
+            )
+        target.chmod(0o777)
+        volumes[volume["name"]] = target
+    return volumes
+
+
+def volume_mounts(step: dict[str, Any], index: int, volumes: dict[str, Path]) -> tuple[Mount, ...]:
+    """A step's ``volumeMounts``; a subPath stays inside its volume."""
+    mounts = []
+    for mount in step.get("volumeMounts") or []:
+        source = volumes.get(mount["name"])
+        if source is None:
+            raise ResolutionError(
+                "CreateContainerConfigError",
+                f'volume "{mount["name"]}" is not declared by the Task',
+            )
+        if mount.get("subPath"):
+            container = f"step-{step_name(step, index)}"
+            # One key of a configMap or secret is a file: mount it as it is.
+            candidate = source / str(mount["subPath"])
+            if candidate.is_file() and not candidate.is_symlink():
+                source = candidate
+            else:
+                source = resolve_sub_path(source, str(mount["subPath"]), mount["name"], container)
+        mounts.append(Mount(source, mount["mountPath"], bool(mount.get("readOnly"))))
+    return tuple(mounts)
+
+
+def container_mounts(spec: dict[str, Any], pod: Pod) -> tuple[Mount, ...]:
+    """Where a container sees the TaskRun's directories, as Tekton mounts them."""
+    # Tekton gives every pod an emptyDir at /workspace; workspaces mount beneath it.
+    internal = pod.here / "workspace"
+    internal.mkdir(exist_ok=True)
+    mounts = [
+        Mount(internal, "/workspace"),
+        Mount(pod.results_dir, "/tekton/results"),
+        Mount(pod.home, "/tekton/home"),
+    ]
+    for declared in spec.get("workspaces") or []:
+        path = pod.workspace_paths.get(declared["name"])
+        if path is None:
+            continue
+        mounts.append(
+            Mount(path, workspace_mount_path(declared), read_only=bool(declared.get("readOnly")))
+        )
+    for mount in mounts:  # steps run as non-root users: let them write, as fsGroup would
+        if not mount.read_only:
+            mount.source.chmod(0o777)
+    return tuple(mounts)

@@ -1,0 +1,74 @@
+"""A Task's steps made ready to run: the step template merged, StepActions inlined, env read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tekton_mlops.local.cluster import Cluster, ResolutionError
+from tekton_mlops.tekton.resolution import resolve_params
+from tekton_mlops.tekton.variables import Value, substitute
+
+#: Fields a step that references a StepAction keeps from itself.
+STEP_OWN_FIELDS = ("onError", "timeout", "workingDir", "securityContext", "computeResources")
+
+
+def merge_template(step: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
+    """The step with ``stepTemplate`` under it: the step's fields win, env merges by name."""
+    merged = {**template, **step}
+    env = {e["name"]: e for e in template.get("env") or []}
+    env.update({e["name"]: e for e in step.get("env") or []})
+    if env:
+        merged["env"] = list(env.values())
+    return merged
+
+
+def inline_step_action(step: dict[str, Any], cluster: Cluster) -> dict[str, Any]:
+    """A step that references a StepAction, as the step the action describes."""
+    action = cluster.get("StepAction", step["ref"].get("name", ""))
+    if action is None:
+        raise ResolutionError(
+            "TaskRunResolutionFailed",
+            f'stepactions.tekton.dev "{step["ref"].get("name")}" not found',
+        )
+    spec = action.get("spec") or {}
+    given = {p["name"]: p["value"] for p in step.get("params") or []}
+    values, problems = resolve_params(spec, given)
+    if problems:
+        raise ResolutionError("TaskRunValidationFailed", "; ".join(problems))
+    table: dict[str, Value] = {f"params.{k}": v for k, v in values.items()}
+    body = substitute({k: v for k, v in spec.items() if k not in ("params", "results")}, table)
+    return {
+        **body,
+        "name": step.get("name", ""),
+        **{k: v for k, v in step.items() if k in STEP_OWN_FIELDS},
+    }
+
+
+def step_env(step: dict[str, Any], cluster: Cluster) -> dict[str, str]:
+    """The step's ``env``: values, and keys of Secrets and ConfigMaps (optional ones may miss)."""
+    env: dict[str, str] = {}
+    for entry in step.get("env") or []:
+        if "value" in entry:
+            env[entry["name"]] = str(entry["value"])
+            continue
+        source = entry.get("valueFrom") or {}
+        if "secretKeyRef" in source:
+            ref, lookup = source["secretKeyRef"], cluster.secret
+        elif "configMapKeyRef" in source:
+            ref, lookup = source["configMapKeyRef"], cluster.config_map
+        else:
+            continue
+        try:
+            data = lookup(ref["name"])
+        except ResolutionError:
+            if ref.get("optional"):
+                continue
+            raise
+        if ref["key"] not in data:
+            if ref.get("optional"):
+                continue
+            raise ResolutionError(
+                "CreateContainerConfigError", f"couldn't find key {ref['key']} in {ref['name']}"
+            )
+        env[entry["name"]] = data[ref["key"]].decode()
+    return env
