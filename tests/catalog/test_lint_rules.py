@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tekton_mlops.catalog import lint as lint_module
+from tekton_mlops.catalog import contract_rules
 from tekton_mlops.catalog.lint import lint_tree
 from tekton_mlops.catalog.rules import RULES
 from tekton_mlops.cli import main
@@ -62,7 +62,22 @@ MUTATIONS: dict[str, Callable[[Path], None]] = {
         TRAIN, lambda d: d["spec"]["workspaces"].append(dict(d["spec"]["workspaces"][0]))
     ),
     "reference": edit(FETCH, lambda d: step(d)["args"].append("--x=$(params.no-such-param)")),
-    "param-type": edit(FETCH, lambda d: step(d)["args"].append("$(params.source[*])")),
+    "param-type": edit(FETCH, lambda d: d["spec"]["params"][2].update(type="array")),
+    "param-access": edit(FETCH, lambda d: step(d)["args"].append("$(params.source[*])")),
+    "catalog-reference": edit(
+        FETCH, lambda d: step(d)["args"].append("--y=$(workspaces.nope.path)")
+    ),
+    "decode": edit(FETCH, lambda d: step(d).update(imagePullPolcy="Always")),
+    "on-error": edit(FETCH, lambda d: step(d).update(onError="ignore")),
+    "volume-mount": edit(
+        FETCH, lambda d: step(d).update(volumeMounts=[{"name": "x", "mountPath": "/tekton/x"}])
+    ),
+    "feature-gate": edit(
+        PIPELINE, lambda d: pipeline_task(d, "train-model").update(pipelineRef={"name": "p"})
+    ),
+    "timeout": edit(
+        TRAIN_TEST, lambda d: d["spec"].update(timeouts={"pipeline": "1h", "tasks": "2h"})
+    ),
     "run-after": edit(
         PIPELINE, lambda d: pipeline_task(d, "train-model").update(runAfter=["nope"])
     ),
@@ -137,7 +152,9 @@ def oversized_results(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
     )
     monkeypatch.setattr(
-        lint_module, "load_schema", lambda step: huge if step == "fetch-data" else load_schema(step)
+        contract_rules,
+        "load_schema",
+        lambda step: huge if step == "fetch-data" else load_schema(step),
     )
 
 
