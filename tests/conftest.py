@@ -24,7 +24,6 @@ from tekton_mlops.cli import main
 
 IN_CI = os.environ.get("CI") == "true"
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 CLI = str(Path(sys.executable).with_name("tekton-mlops"))
 
 

@@ -7,7 +7,10 @@ against this double: a small HTTP server that speaks the two calls the step make
 ``/apis/serving.kserve.io/v1beta1/namespaces/<ns>/inferenceservices/<name>``, and
 plays KServe's controller: a new generation becomes Ready after a few reads, with
 a URL and a new revision name. Everything applied is recorded for assertions.
-It is not Kubernetes: no admission, no field ownership beyond "the last apply wins".
+Like an API server with KServe's CRD installed, it validates every InferenceService it
+receives against the CRD's schema (tests/schemas/kserve) and answers 422 Invalid, with the
+violations, to one that does not fit. It is not Kubernetes otherwise: no admission webhooks,
+no field ownership beyond "the last apply wins".
 """
 
 from __future__ import annotations
@@ -23,6 +26,20 @@ from typing import Any
 
 from tekton_mlops.httpjson import JsonHandler
 
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "kserve" / "inferenceservice_v1beta1.json"
+
+
+def crd_violations(document: dict[str, Any]) -> list[str]:
+    """What the API server says of an InferenceService that does not fit KServe's CRD."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
+    return [
+        f"{'.'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
+        for error in validator.iter_errors(document)
+    ]
+
+
 _PATH = re.compile(
     r"^/apis/serving\.kserve\.io/v1beta1/namespaces/(?P<ns>[^/]+)/inferenceservices/(?P<name>[^/?]+)"
 )
@@ -34,6 +51,7 @@ class KubeApiDouble:
     never_ready: bool = False  # keeps every InferenceService not Ready (a stuck rollout)
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     applied: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # answered 422
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # method, path, type
     _reads: dict[tuple[str, str], int] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
@@ -73,6 +91,23 @@ class KubeApiDouble:
                     or "fieldManager=" not in self.path
                 ):
                     self._send(415, {"kind": "Status", "message": "expected a server-side apply"})
+                    return
+                violations = crd_violations(body)
+                if violations:
+                    double.rejected.append(body)
+                    name = match["name"]
+                    self._send(
+                        422,
+                        {
+                            "kind": "Status",
+                            "apiVersion": "v1",
+                            "status": "Failure",
+                            "reason": "Invalid",
+                            "code": 422,
+                            "message": f'InferenceService.serving.kserve.io "{name}" is invalid: '
+                            + "; ".join(violations),
+                        },
+                    )
                     return
                 self._send(200, double._apply((match["ns"], match["name"]), body))
 

@@ -273,14 +273,10 @@ def test_gitlab_push_hook_with_its_token(tmp_path, secrets) -> None:  # type: ig
 
 
 def test_rendered_pipeline_runs_are_valid_tekton(dry_listener) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import IN_CI, SHARED, need
+    from tekton_mlops.tekton.admission import admit
 
     assert send(dry_listener.url, push_event())[0] == 202
-    schema_file = SHARED / "tekton-schemas" / "strict" / "tekton.dev" / "pipelinerun_v1.json"
-    need(schema_file.is_file() or not IN_CI, f"{schema_file} is missing")
-    if not schema_file.is_file():
-        pytest.skip("Tekton schemas not found beside the checkout")
-    import jsonschema
-
-    for run in dry_listener.created():
-        jsonschema.validate(run, json.loads(schema_file.read_text()))
+    created = dry_listener.created()
+    assert created
+    for run in created:
+        assert admit(run) == []
