@@ -287,3 +287,208 @@ def test_evaluate_missing_feature_column(run_step, iris_model, tmp_path) -> None
     assert outcome.exit_code == 1
     assert "missing feature column(s) sepal_width_cm" in outcome.output
     assert not (tmp_path / "eval").exists()
+
+
+def corrupted(source: Path, target: Path, row: int, column: str, value: str) -> Path:
+    """``source`` with one cell replaced; rows are numbered as a spreadsheet shows them."""
+    lines = source.read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[row - 1].split(",")
+    cells[header.index(column)] = value
+    lines[row - 1] = ",".join(cells)
+    target.write_text("\n".join(lines) + "\n")
+    return target
+
+
+def one_error_line(output: str) -> str:
+    """The step's whole log must be one error line; return it."""
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    assert lines[0].startswith("error: "), output
+    assert "internal error" not in output
+    assert "Traceback" not in output
+    return lines[0]
+
+
+def assert_says(line: str, *parts: str) -> None:
+    """A one-line message must say what is wrong and where: each part must appear."""
+    for part in parts:
+        assert part in line, f"{part!r} missing from: {line}"
+
+
+NON_FINITE = ["nan", "NaN", "inf", "-inf", "Infinity", "1e39", ""]
+
+
+@pytest.mark.parametrize("value", NON_FINITE)
+def test_training_data_must_be_finite(run_step, datasets, tmp_path, value) -> None:  # type: ignore[no-untyped-def]
+    data = corrupted(datasets["iris"], tmp_path / "d.csv", 17, "petal_width_cm", value)
+    outcome = train(run_step, data, tmp_path / "m", "logistic-regression")
+    assert outcome.exit_code == 1
+    line = one_error_line(outcome.output)
+    assert_says(line, str(data), "'petal_width_cm'", "row 17")
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("value", NON_FINITE)
+def test_evaluation_data_must_be_finite(run_step, datasets, iris_model, tmp_path, value) -> None:  # type: ignore[no-untyped-def]
+    data = corrupted(datasets["iris"], tmp_path / "d.csv", 42, "sepal_width_cm", value)
+    outcome = run_step(
+        "evaluate-model",
+        f"--model-path={iris_model}",
+        f"--data={data}",
+        '--thresholds={"accuracy": ">=0.5"}',
+        f"--output={tmp_path}/eval",
+    )
+    assert outcome.exit_code == 1
+    line = one_error_line(outcome.output)
+    assert_says(line, str(data), "'sepal_width_cm'", "row 42")
+    assert not (tmp_path / "eval").exists()
+    assert outcome.results == {}
+
+
+def test_evaluation_refuses_rows_of_nothing(run_step, datasets, iris_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A row of NaN (what a failed join leaves) and a row of empty fields both stop the gate."""
+    lines = datasets["iris"].read_text().splitlines()
+    width = len(lines[0].split(","))
+    for name, row in (
+        ("nan", ",".join(["nan"] * (width - 1) + ["0"])),
+        ("empty", "," * (width - 1)),
+    ):
+        data = tmp_path / f"{name}.csv"
+        data.write_text("\n".join([*lines[:60], row, *lines[60:]]) + "\n")
+        outcome = run_step(
+            "evaluate-model", f"--model-path={iris_model}", f"--data={data}",
+            f"--output={tmp_path}/eval",
+        )  # fmt: skip
+        assert outcome.exit_code == 1, outcome.output
+        line = one_error_line(outcome.output)
+        assert_says(line, str(data), "row 61", "missing value")
+        assert not (tmp_path / "eval").exists()
+
+
+def test_evaluation_needs_min_rows(run_step, datasets, iris_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lines = datasets["iris"].read_text().splitlines()
+    few = tmp_path / "few.csv"
+    few.write_text("\n".join([lines[0], *lines[1::5][:29]]) + "\n")  # every class, 29 rows
+    one = tmp_path / "one.csv"
+    one.write_text("\n".join(lines[:2]) + "\n")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(lines[0] + "\n")
+
+    def evaluate(data: Path, *extra: str):  # type: ignore[no-untyped-def]
+        return run_step(
+            "evaluate-model", f"--model-path={iris_model}", f"--data={data}",
+            '--thresholds={"accuracy": ">=0.5"}', f"--output={tmp_path}/eval", *extra,
+        )  # fmt: skip
+
+    for data, rows in ((few, 29), (one, 1)):
+        refused = evaluate(data)  # the default min-rows is 30
+        assert refused.exit_code == 1
+        line = one_error_line(refused.output)
+        assert_says(line, str(data), f"{rows} data row", "min-rows (30)")
+        assert not (tmp_path / "eval").exists()
+        assert refused.results == {}
+    empty = evaluate(header_only)
+    assert empty.exit_code == 1
+    assert "no data rows" in one_error_line(empty.output)
+
+    lowered = evaluate(few, "--min-rows=29")
+    assert lowered.exit_code == 0, lowered.output
+    assert lowered.results["passed"] == "true"
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert report["data"]["rows"] == 29
+
+    invalid = evaluate(few, "--min-rows=0")
+    assert invalid.exit_code == 2
+    assert "--min-rows=" in invalid.output
+
+
+def test_evaluation_data_must_match_the_model(run_step, datasets, iris_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Columns by name (any order, extra ones ignored), numbers only, known labels."""
+    lines = [line.split(",") for line in datasets["iris"].read_text().splitlines()]
+    shuffled = tmp_path / "shuffled.csv"  # same columns, another order, one extra column
+    shuffled.write_text(
+        "\n".join(",".join([r[4], "extra", *reversed(r[:4])]) for r in lines) + "\n"
+    )
+    ok = run_step(
+        "evaluate-model", f"--model-path={iris_model}", f"--data={shuffled}",
+        '--thresholds={"accuracy": ">=0.9"}', f"--output={tmp_path}/ok",
+    )  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert ok.results["passed"] == "true"
+
+    text = corrupted(datasets["iris"], tmp_path / "text.csv", 5, "petal_length_cm", "long")
+    unknown = corrupted(datasets["iris"], tmp_path / "unknown.csv", 9, "target", "7")
+    duplicate = tmp_path / "duplicate.csv"
+    duplicate.write_text(
+        "\n".join(",".join([*r, r[0]]) if i else ",".join([*r, r[0]]) for i, r in enumerate(lines))
+        + "\n"
+    )
+    for data, where in (
+        (text, "'petal_length_cm' row 5"),
+        (unknown, "[7]"),
+        (duplicate, f"{lines[0][0]!r} appears twice"),
+    ):
+        outcome = run_step(
+            "evaluate-model", f"--model-path={iris_model}", f"--data={data}",
+            f"--output={tmp_path}/eval",
+        )  # fmt: skip
+        assert outcome.exit_code == 1
+        line = one_error_line(outcome.output)
+        assert_says(line, str(data), where)
+        assert not (tmp_path / "eval").exists()
+
+
+def test_evaluate_refuses_metadata_that_does_not_match_the_model(  # type: ignore[no-untyped-def]
+    run_step, datasets, iris_model, tmp_path
+) -> None:
+    """A model directory whose metadata lies about its input is refused, not run."""
+    from tekton_mlops.digests import build_manifest, write_manifest
+
+    for name, change in (
+        ("fewer", lambda m: m | {"feature_names": m["feature_names"][:3]}),
+        ("no-features", lambda m: {k: v for k, v in m.items() if k != "feature_names"}),
+        ("not-an-object", lambda m: [m]),
+    ):
+        copy = tmp_path / name
+        shutil.copytree(iris_model, copy)
+        metadata = json.loads((copy / "metadata.json").read_text())
+        (copy / "metadata.json").write_text(json.dumps(change(metadata)))
+        write_manifest(copy, build_manifest(copy))  # consistent, so only the content is wrong
+        outcome = run_step(
+            "evaluate-model", f"--model-path={copy}", f"--data={datasets['iris']}",
+            f"--output={tmp_path}/eval-{name}",
+        )  # fmt: skip
+        assert outcome.exit_code == 1
+        line = one_error_line(outcome.output)
+        assert str(copy) in line
+        assert not (tmp_path / f"eval-{name}").exists()
+
+
+def test_utf8_with_byte_order_mark_trains(run_step, datasets, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Spreadsheets save CSV with a BOM; the first column keeps its name."""
+    data = tmp_path / "bom.csv"
+    data.write_bytes(b"\xef\xbb\xbf" + datasets["iris"].read_bytes())
+    outcome = train(run_step, data, tmp_path / "m", "logistic-regression")
+    assert outcome.exit_code == 0, outcome.output
+    metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert metadata["feature_names"][0] == datasets["iris"].read_text().split(",")[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("a,label\n1,x\n2,température\n".encode("latin-1"), "not UTF-8 text (byte 0xe9 in line 3)"),
+        (b"a,label\n1,x\n2,\x00y\n", "line 3 holds a NUL byte"),
+    ],
+    ids=["latin-1", "nul-byte"],
+)
+def test_data_that_is_not_csv_text(run_step, tmp_path, content, problem) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "d.csv"
+    data.write_bytes(content)
+    outcome = run_step(
+        "train-model", f"--data={data}", "--target-column=label", f"--output={tmp_path}/m"
+    )
+    assert outcome.exit_code == 1
+    assert_says(one_error_line(outcome.output), str(data), problem)
+    assert not (tmp_path / "m").exists()

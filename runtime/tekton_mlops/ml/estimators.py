@@ -3,6 +3,13 @@
 Hyper-parameters are validated by the train-model schema (one sub-schema per
 estimator) before this module is reached; here they only map onto
 scikit-learn's constructors, with the seed as ``random_state``.
+
+Logistic regression is fitted on standardized features: on raw columns of
+very different scales (the breast-cancer table spans 1e-3 to 4e3) lbfgs needs
+thousands of iterations and stops at its limit with a ConvergenceWarning, and
+the penalty C then weighs each coefficient by its column's unit. The scaler is
+part of the pipeline, so it is exported into the ONNX graph (a ``Scaler`` node)
+and a served model takes raw features like the scikit-learn one.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ class EstimatorSpec:
     task: str  # "classification" or "regression"
     factory: Callable[..., Any]
     seeded: bool = True
+    scaled: bool = False  # standardize the features inside the model (see the module doc)
 
 
 def _logistic(**kw: Any) -> Any:
@@ -59,7 +67,7 @@ def _boosting_regressor(**kw: Any) -> Any:
 ESTIMATORS: dict[str, EstimatorSpec] = {
     spec.name: spec
     for spec in (
-        EstimatorSpec("logistic-regression", "classification", _logistic),
+        EstimatorSpec("logistic-regression", "classification", _logistic, scaled=True),
         EstimatorSpec("random-forest-classifier", "classification", _forest_classifier),
         EstimatorSpec("gradient-boosting-classifier", "classification", _boosting_classifier),
         EstimatorSpec("linear-regression", "regression", _linear, seeded=False),
@@ -69,10 +77,31 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
 }
 
 
+#: Name of the estimator's step in a pipeline built by :func:`build`.
+FINAL_STEP = "estimator"
+
+
 def build(name: str, hyperparameters: Mapping[str, Any], seed: int) -> Any:
-    """An unfitted scikit-learn estimator."""
+    """An unfitted scikit-learn estimator, or a pipeline that scales its input first."""
     spec = ESTIMATORS[name]
     arguments = dict(hyperparameters)
     if spec.seeded:
         arguments["random_state"] = seed
-    return spec.factory(**arguments)
+    estimator = spec.factory(**arguments)
+    if not spec.scaled:
+        return estimator
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return Pipeline([("scale", StandardScaler()), (FINAL_STEP, estimator)])
+
+
+def final_estimator(model: Any) -> Any:
+    """The estimator at the end of a pipeline :func:`build` made (or the model itself)."""
+    steps = getattr(model, "named_steps", None)
+    return model if steps is None else steps[FINAL_STEP]
+
+
+def preprocessing(name: str) -> list[str]:
+    """What the model does to its input before the estimator, for the model's metadata."""
+    return ["standard-scaler"] if ESTIMATORS[name].scaled else []

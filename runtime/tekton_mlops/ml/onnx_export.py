@@ -5,11 +5,18 @@ run ahead of what onnxruntime and serving runtimes load. Classifiers are
 exported without ZipMap so every output is a tensor the Open Inference
 Protocol can carry. The exported model must give scikit-learn's predictions on
 the holdout, or nothing is published.
+
+The bytes are canonical (:func:`canonical`): skl2onnx collects the opset
+domains a model uses in a set, so their order in ``opset_import`` follows the
+process's hash seed, and the same model would get a different digest in
+another process. A digest that is signed, pushed and pinned must depend on the
+model alone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,8 +45,11 @@ def export(model: Any, n_features: int, opset: int, classifier: bool) -> Exporte
     import onnx
     from skl2onnx import to_onnx
 
+    from tekton_mlops.ml.estimators import final_estimator
+
     sample = np.zeros((1, n_features), dtype=np.float32)
-    options = {id(model): {"zipmap": False}} if classifier else None
+    # Options are keyed by the classifier itself, which may sit at the end of a pipeline.
+    options = {id(final_estimator(model)): {"zipmap": False}} if classifier else None
     try:
         proto = to_onnx(
             model,
@@ -50,6 +60,7 @@ def export(model: Any, n_features: int, opset: int, classifier: bool) -> Exporte
     except Exception as exc:  # noqa: BLE001 - skl2onnx raises many unrelated types
         raise ModelError(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
     proto.ir_version = IR_FOR_OPSET[opset]
+    canonical(proto)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:
@@ -57,10 +68,46 @@ def export(model: Any, n_features: int, opset: int, classifier: bool) -> Exporte
     outputs = tuple(
         {"name": o.name, "elem_type": o.type.tensor_type.elem_type} for o in proto.graph.output
     )
-    return Exported(proto.SerializeToString(), outputs, opset, proto.ir_version)
+    return Exported(proto.SerializeToString(deterministic=True), outputs, opset, proto.ir_version)
 
 
-def session(model_bytes: bytes) -> Any:
+def canonical(proto: Any) -> None:
+    """Rewrite, in place, what a converter may leave to chance in a ModelProto.
+
+    - ``opset_import``: one entry per domain (skl2onnx can list the default
+      domain twice), the highest version, sorted by domain: the converter's
+      order comes from iterating a set.
+    - doc strings are dropped: they describe the converter's run, not the model.
+    - node names become ``<op_type>_<position>``: unique, and a function of the
+      graph alone rather than of a converter's name generator.
+    - initializers, value_info and metadata_props are sorted by name; ONNX gives
+      their order no meaning, so it should not change the bytes either.
+
+    Inputs, outputs and the node order are kept: they are the model's interface
+    and its (topological) evaluation order.
+    """
+    versions: dict[str, int] = {}
+    for entry in proto.opset_import:
+        versions[entry.domain] = max(entry.version, versions.get(entry.domain, 0))
+    del proto.opset_import[:]
+    for domain in sorted(versions):
+        added = proto.opset_import.add()
+        added.domain = domain
+        added.version = versions[domain]
+
+    proto.doc_string = ""
+    graph = proto.graph
+    graph.doc_string = ""
+    for position, node in enumerate(graph.node):
+        node.doc_string = ""
+        node.name = f"{node.op_type}_{position}"
+    graph.initializer.sort(key=lambda tensor: tensor.name)
+    graph.value_info.sort(key=lambda value: value.name)
+    proto.metadata_props.sort(key=lambda prop: prop.key)
+
+
+def session(model_bytes: bytes, where: Path | None = None) -> Any:
+    """An onnxruntime session on the CPU; ``where`` names the model file in errors."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -68,7 +115,11 @@ def session(model_bytes: bytes) -> Any:
     try:
         return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors are not typed
-        raise ModelError(f"onnxruntime cannot load the model: {exc}") from exc
+        detail = " ".join(str(exc).split())
+        if len(detail) > 300:
+            detail = detail[:297] + "..."
+        prefix = f"{where}: " if where is not None else ""
+        raise ModelError(f"{prefix}onnxruntime cannot load the model: {detail}") from exc
 
 
 def predict(runtime: Any, features: np.ndarray) -> dict[str, np.ndarray]:

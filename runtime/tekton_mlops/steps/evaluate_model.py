@@ -18,7 +18,14 @@ from tekton_mlops.digests import (
     sha256_file,
     verify_files,
 )
-from tekton_mlops.errors import IntegrityError, MlopsError, ModelError, ParameterError, Violation
+from tekton_mlops.errors import (
+    DataError,
+    IntegrityError,
+    MlopsError,
+    ModelError,
+    ParameterError,
+    Violation,
+)
 from tekton_mlops.lineage import Artifact
 from tekton_mlops.results import ResultValue
 from tekton_mlops.steps.train_model import METADATA_FILE, MODEL_FILE
@@ -35,6 +42,7 @@ class Params:
     thresholds: dict[str, str]
     output: str
     fail_on_threshold: bool
+    min_rows: int
     model_digest: str
     data_digest: str
 
@@ -45,10 +53,18 @@ class ThresholdNotMet(MlopsError):
 
 def load_model_dir(path: Path, pinned: str) -> tuple[dict[str, Any], bytes, str]:
     """Read and verify a train-model directory; return metadata, model bytes, model sha256."""
+    expected = "expected a train-model output directory"
+    if not path.exists():
+        raise ModelError(f"{path}: no such directory ({expected})")
+    if not path.is_dir():
+        raise ModelError(f"{path}: not a directory ({expected})")
     if not (path / MODEL_FILE).is_file():
-        raise ModelError(f"{path}: no {MODEL_FILE} (expected a train-model output directory)")
+        raise ModelError(f"{path}: no {MODEL_FILE} ({expected})")
     # Read once, hash those bytes: what runs is exactly what was verified.
-    model_bytes = (path / MODEL_FILE).read_bytes()
+    try:
+        model_bytes = (path / MODEL_FILE).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path / MODEL_FILE}: cannot read ({exc.strerror or exc})") from None
     digest = hashlib.sha256(model_bytes).hexdigest()
     manifest = read_manifest(path)
     if manifest is not None:
@@ -59,10 +75,54 @@ def load_model_dir(path: Path, pinned: str) -> tuple[dict[str, Any], bytes, str]
             f"{path / MODEL_FILE}: sha256 {digest} does not match the pinned {parse_digest(pinned)}"
         )
     try:
-        metadata = json.loads((path / METADATA_FILE).read_text())
+        metadata = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelError(f"{path / METADATA_FILE}: unreadable ({exc})") from None
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"{path / METADATA_FILE}: unreadable ({detail})") from None
+    check_metadata(metadata, path / METADATA_FILE)
     return metadata, model_bytes, digest
+
+
+def check_metadata(metadata: Any, where: Path) -> None:
+    """The fields evaluation relies on, as train-model writes them, or a ModelError naming one."""
+
+    def wrong(field: str, rule: str) -> ModelError:
+        return ModelError(f"{where}: {field} {rule} (not what train-model writes)")
+
+    if not isinstance(metadata, dict):
+        raise wrong("the document", "must be a JSON object")
+    if metadata.get("task") not in ("classification", "regression"):
+        raise wrong("task", "must be classification or regression")
+    names = metadata.get("feature_names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise wrong("feature_names", "must be a non-empty list of column names")
+    if len(set(names)) != len(names):
+        raise wrong("feature_names", "must not name a column twice")
+    if not isinstance(metadata.get("target_column"), str):
+        raise wrong("target_column", "must be a column name")
+    classes = metadata.get("classes")
+    if metadata["task"] == "classification" and (not isinstance(classes, list) or len(classes) < 2):
+        raise wrong("classes", "must list the model's classes")
+
+
+def check_model_input(runtime: Any, metadata: dict[str, Any], model_file: Path) -> None:
+    """The ONNX graph must take the features the metadata names and give the task's outputs."""
+    inputs = runtime.get_inputs()
+    width = len(metadata["feature_names"])
+    shape = inputs[0].shape if len(inputs) == 1 else []
+    # A dimension is an int when fixed; None or a name when symbolic (then anything goes).
+    if len(inputs) != 1 or len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != width):
+        raise ModelError(
+            f"{model_file}: takes {[(i.name, i.shape) for i in inputs]}, "
+            f"but its metadata names {width} feature column(s)"
+        )
+    wanted = {"label", "probabilities"} if metadata["task"] == "classification" else {"variable"}
+    names = {o.name for o in runtime.get_outputs()}
+    if not wanted <= names:
+        raise ModelError(
+            f"{model_file}: outputs {sorted(names)}, a {metadata['task']} model from "
+            f"train-model has {sorted(wanted)}"
+        )
 
 
 def _check_thresholds_apply(task: str, thresholds: dict[str, str]) -> None:
@@ -103,13 +163,17 @@ def _markdown(report: dict[str, Any]) -> str:
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     from tekton_mlops.ml import metrics, onnx_export, tabular
-    from tekton_mlops.storage.publish import atomic_write_text
+    from tekton_mlops.storage.publish import atomic_write_text, check_writable_directory
 
     model_dir = Path(params.model_path)
+    output = Path(params.output) if params.output else model_dir
     metadata, model_bytes, model_digest = load_model_dir(model_dir, params.model_digest)
-    task = metadata.get("task", "classification")
+    task = metadata["task"]
     _check_thresholds_apply(task, params.thresholds)
+    check_writable_directory(output)
 
+    # The same data checks as training: the features the model was trained on, by name,
+    # finite and within float32; labels present. A gate on data it cannot score is no gate.
     source = tabular.locate(params.data, params.data_digest)
     target = params.target_column or metadata["target_column"]
     table = tabular.read_table(
@@ -118,15 +182,25 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         features=metadata["feature_names"],
         numeric_target=task == "regression",
     )
-    runtime = onnx_export.session(model_bytes)
+    rows = len(table.target)
+    if rows < params.min_rows:
+        raise DataError(
+            f"{source.csv}: {rows} data row(s), fewer than min-rows ({params.min_rows}); "
+            "metrics on so few rows cannot gate a model"
+        )
+    runtime = onnx_export.session(model_bytes, model_dir / MODEL_FILE)
+    check_model_input(runtime, metadata, model_dir / MODEL_FILE)
     outputs = onnx_export.predict(runtime, table.features)
     if task == "classification":
         import numpy as np
 
         classes = np.asarray(metadata["classes"])
-        unknown = sorted(set(np.unique(table.target).tolist()) - set(classes.tolist()))
+        unknown = sorted(set(np.unique(table.target).tolist()) - set(classes.tolist()), key=str)
         if unknown:
-            raise ModelError(f"labels {unknown[:5]} in {target!r} were never seen in training")
+            raise DataError(
+                f"{source.csv}: labels {unknown[:5]} in column {target!r} were never seen "
+                "in training"
+            )
         quality = metrics.classification(
             table.target, outputs["label"], outputs["probabilities"], classes
         )
@@ -153,7 +227,6 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
             "target_column": target,
         },
     }
-    output = Path(params.output) if params.output else model_dir
     report_path = output / REPORT_JSON
     atomic_write_text(report_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
     atomic_write_text(output / REPORT_MARKDOWN, _markdown(report))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,35 @@ def _versions() -> dict[str, str]:
     }
 
 
+def _fit(model: Any, x_train: Any, y_train: Any, estimator: str, ctx: StepContext) -> None:
+    """Fit; a convergence problem becomes one log line, not a multi-line Python warning.
+
+    The defaults converge on well-formed data (logistic regression sees standardized
+    features); on data where they still do not, the user learns it once, with the remedy.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        try:
+            model.fit(x_train, y_train)
+        except ValueError as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"{estimator} cannot fit this data: {detail}") from None
+    for warning in caught:
+        if issubclass(warning.category, ConvergenceWarning):
+            first = str(warning.message).strip().splitlines()[0].rstrip(":")
+            ctx.log.warning(
+                "%s did not converge (%s); raise max_iter or tol in hyperparameters",
+                estimator,
+                first,
+            )
+        else:  # not ours to judge: pass it on as it came
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+
+
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     import numpy as np
 
@@ -90,10 +120,7 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     )
     x_train, x_test, y_train, y_test = _split(table, params.test_size, params.seed, classifier)
     model = estimators.build(params.estimator, params.hyperparameters, params.seed)
-    try:
-        model.fit(x_train, y_train)
-    except ValueError as exc:
-        raise DataError(f"{params.estimator} cannot fit this data: {exc}") from None
+    _fit(model, x_train, y_train, params.estimator, ctx)
 
     exported = onnx_export.export(model, len(table.feature_names), params.onnx_opset, classifier)
     runtime = onnx_export.session(exported.model_bytes)
@@ -118,6 +145,7 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         "task": spec.task,
         "estimator": params.estimator,
         "hyperparameters": params.hyperparameters,
+        "preprocessing": estimators.preprocessing(params.estimator),
         "feature_names": list(table.feature_names),
         "target_column": table.target_name,
         "classes": model.classes_.tolist() if classifier else None,
