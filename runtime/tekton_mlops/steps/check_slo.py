@@ -88,8 +88,10 @@ def _markdown(report: dict[str, Any]) -> str:
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     from tekton_mlops.serving.load import drive
-    from tekton_mlops.storage.publish import atomic_write_text
+    from tekton_mlops.storage.publish import atomic_write_text, check_writable_directory
 
+    output = Path(params.output)
+    check_writable_directory(output)  # before the load: a report that cannot be written fails first
     body = _request_body(params)
     load = {
         "requests": params.requests,
@@ -132,7 +134,6 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
             "winner": winner,
         }
         ctx.log.info("winner by %s: %s", params.compare_metric, winner)
-    output = Path(params.output)
     atomic_write_text(output / REPORT_JSON, json.dumps(report, indent=2, sort_keys=True) + "\n")
     atomic_write_text(output / REPORT_MARKDOWN, _markdown(report))
     ctx.log.info("verdict: %s (report %s)", "passed" if passed else "failed", output / REPORT_JSON)

@@ -75,6 +75,15 @@ def _pull(params: Params, stage: Path, ctx: StepContext) -> str:
 
     if not params.model_uri.startswith(VERIFIABLE_SCHEMES):
         raise DeployError(f"{params.model_uri}: cannot be pulled here to verify its signature")
+    if params.model_uri.startswith("file://"):
+        from tekton_mlops.storage.files import local_path
+
+        # A model is a directory; a lone file would be copied only to fail verification,
+        # with a message about the staging folder rather than what the user named.
+        if local_path(params.model_uri).is_file():
+            raise DeployError(
+                f"{params.model_uri}: is a file; deploy-model deploys a model directory"
+            )
     key = load_public_key(Path(params.public_key)) if params.public_key else None
     options = FetchOptions(
         S3Settings(endpoint_url=params.endpoint_url, addressing_style=params.addressing_style),
@@ -131,6 +140,9 @@ def _local(params: Params, action: str, ctx: StepContext) -> dict[str, ResultVal
     state = Path(params.state_dir or Path(tempfile.gettempdir()) / "tekton-mlops-deployments")
     digest = ""
     if action == "deploy":
+        from tekton_mlops.storage.publish import check_writable_directory
+
+        check_writable_directory(state)  # before the model is pulled and a server started
         with tempfile.TemporaryDirectory(prefix="deploy-model-") as stage:
             digest = _pull(params, Path(stage), ctx)
             slot = local.start(

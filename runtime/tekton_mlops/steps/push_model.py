@@ -38,6 +38,11 @@ def _check(params: Params, model: Path) -> None:
             f"{model / params.signature}: no signature; sign the model first "
             "(sign-artifact) or set require-signature to false"
         )
+    if params.destination.startswith("file://"):
+        from tekton_mlops.storage.files import local_path
+        from tekton_mlops.storage.publish import check_writable_directory
+
+        check_writable_directory(local_path(params.destination))  # a model store is a folder
     if not params.destination.startswith("oci://") and params.insecure_registry:
         rule = "applies to oci:// destinations only"
         raise ParameterError("push-model", [Violation("insecure-registry", "true", rule)])

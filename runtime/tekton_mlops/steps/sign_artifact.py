@@ -10,7 +10,7 @@ from typing import Any
 
 from tekton_mlops.contract import StepContext
 from tekton_mlops.digests import METADATA_DIR, sha256_file
-from tekton_mlops.errors import IntegrityError
+from tekton_mlops.errors import DestinationError, IntegrityError
 from tekton_mlops.lineage import Artifact
 from tekton_mlops.results import ResultValue
 from tekton_mlops.signing import (
@@ -51,9 +51,19 @@ def attestation_path(record: Path) -> Path:
     return record.with_name(record.name.removesuffix(RECORD_SUFFIX) + ATTESTATION_SUFFIX)
 
 
+def _check_signature_path(signature: Path) -> None:
+    """The signature is one file: refuse a directory there before hashing or loading a key."""
+    from tekton_mlops.storage.publish import check_writable_directory
+
+    if signature.is_dir():
+        raise DestinationError(f"{signature}: is a directory; the signature is written as a file")
+    check_writable_directory(signature.parent)
+
+
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     model = Path(params.path)
     signature = Path(params.signature) if params.signature else default_signature_path(model)
+    _check_signature_path(signature)
     attest = params.attest_lineage and model.is_dir()
     with ThreadPoolExecutor(max_workers=1) as pool:
         # Reading and hashing (most of the time) overlaps loading the key and its library;

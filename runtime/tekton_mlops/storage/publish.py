@@ -41,6 +41,24 @@ def check_destination(dest: Path, overwrite: bool) -> None:
         raise DestinationError(f"{target}: not writable")
 
 
+def check_writable_directory(path: Path) -> None:
+    """Fail before any work when files cannot be written into directory ``path``.
+
+    ``path`` may exist (a directory) or not yet (it will be created): what is refused is a
+    file where the directory should be, a file on the way to it, or no write permission,
+    each of which would otherwise surface as an OSError after the step's work is done.
+    """
+    if path.exists() and not path.is_dir():
+        raise DestinationError(f"{path}: exists and is not a directory")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DestinationError(f"{path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK):
+        raise DestinationError(f"{path}: {existing} is not writable")
+
+
 @contextmanager
 def staged_directory(dest: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty staging directory; publish it as ``dest`` on success."""
