@@ -176,7 +176,14 @@ def run(
     step_runner = make_runner(runner, _pairs(image_maps, "REF"))
     durations: dict[str, float] = {}
     finished, ok = execute(
-        resource, cluster, step_runner, here, _pairs(workspace_dirs, "NAME"), log, durations
+        resource,
+        cluster,
+        step_runner,
+        here,
+        _pairs(workspace_dirs, "NAME"),
+        log,
+        durations,
+        tuple(overrides),
     )
     (here / f"{resource['kind'].lower()}.yaml").write_text(dump(finished))
     summarize(finished, here, durations, log)
@@ -213,6 +220,7 @@ def execute(
     local_dirs: dict[str, str],
     log: Log,
     durations: dict[str, float],
+    overrides: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], bool]:
     from tekton_mlops.local.cluster import ResolutionError
     from tekton_mlops.local.pipelinerun import PipelineRunExecutor
@@ -241,6 +249,8 @@ def execute(
                 if "pipelineSpec" in spec
                 else cluster.resolve("Pipeline", spec["pipelineRef"]).get("spec") or {}
             )
+        resolved = task_spec if kind == "TaskRun" else pipeline_spec
+        warn_undeclared(overrides, resolved, kind)
     except ResolutionError as exc:
         now = time.time()
         resource["status"] = {
@@ -266,6 +276,21 @@ def execute(
     outcome = taskruns.execute(plan)
     resource["status"] = outcome.object["status"]
     return resource, outcome.succeeded
+
+
+def warn_undeclared(names: tuple[str, ...], spec: dict[str, Any], kind: str) -> None:
+    """A --param the Pipeline or Task does not declare is passed on, as Tekton does, with a
+    warning that names the closest declared param (a typo is the usual cause)."""
+    import difflib
+
+    declared = [str(p.get("name")) for p in spec.get("params") or []]
+    what = "Pipeline" if kind == "PipelineRun" else "Task"
+    for name in names:
+        if name in declared:
+            continue
+        close = difflib.get_close_matches(name, declared, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        click.echo(f"warning: --param {name}: the {what} declares no such param{hint}", err=True)
 
 
 def summarize(finished: dict[str, Any], here: Path, durations: dict[str, float], log: Log) -> None:
@@ -316,7 +341,12 @@ def summarize(finished: dict[str, Any], here: Path, durations: dict[str, float],
     for result in status.get("results") or []:
         value = result["value"] if isinstance(result["value"], str) else json.dumps(result["value"])
         log(f"  result {result['name']} = {value}")
-    log(f"  logs: {here}/<taskrun>/logs/")
+    # Logs exist only for TaskRuns whose pod ran; a run refused before that has none.
+    started = sorted(p.parent.name for p in here.glob("*/logs") if any(p.iterdir()))
+    if len(started) == 1:
+        log(f"  logs: {here / started[0] / 'logs'}/")
+    elif started:
+        log(f"  logs: {here}/<taskrun>/logs/ ({len(started)} TaskRuns)")
 
 
 def _word(condition: dict[str, Any]) -> str:

@@ -85,9 +85,7 @@ class Cluster:
         if not resolver:
             found = self.get(kind, ref.get("name", ""))
             if found is None:
-                raise ResolutionError(
-                    failure, f'{kind.lower()}s.tekton.dev "{ref.get("name")}" not found'
-                )
+                raise ResolutionError(failure, self._not_found(kind, str(ref.get("name", ""))))
             return found
         if resolver == "git":
             document = self._git(params, failure)
@@ -104,6 +102,19 @@ class Cluster:
         if document.get("kind") != kind:
             raise ResolutionError(failure, f"resolved a {document.get('kind')}, not a {kind}")
         return document
+
+    def _not_found(self, kind: str, name: str) -> str:
+        """Tekton's message, and a hint: the closest applied name, and how to apply more."""
+        import difflib
+
+        message = f'{kind.lower()}s.tekton.dev "{name}" not found'
+        applied = sorted(n for k, n in self.objects if k == kind)
+        close = difflib.get_close_matches(name, applied, n=1)
+        hint = f'did you mean "{close[0]}"? ' if close else ""
+        return (
+            f"{message} ({hint}apply {kind}s beside the run in the same file, or a catalog "
+            "with --catalog DIR)"
+        )
 
     @staticmethod
     def _bundle(params: dict[str, Any], kind: str, failure: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from tekton_mlops.tekton.resolution import mismatched_params, missing_params, re
 from tekton_mlops.tekton.variables import (
     Unresolved,
     Value,
+    lookup_in,
     references,
     substitute,
     substitute_string,
@@ -63,7 +64,7 @@ class TaskOutcome:
 
 def combinations(matrix: dict[str, Any], table: dict[str, Value]) -> list[dict[str, Value]]:
     """The matrix's combinations, with Tekton's rules for include entries."""
-    params = substitute(matrix.get("params") or [], table, strict=True)
+    params = substitute(matrix.get("params") or [], table)
     names = [p["name"] for p in params]
     values = [p["value"] if isinstance(p["value"], list) else [p["value"]] for p in params]
     combos: list[dict[str, Value]] = (
@@ -71,7 +72,7 @@ def combinations(matrix: dict[str, Any], table: dict[str, Value]) -> list[dict[s
         if names
         else []
     )
-    for entry in substitute(matrix.get("include") or [], table, strict=True):
+    for entry in substitute(matrix.get("include") or [], table):
         given = {p["name"]: p["value"] for p in entry.get("params") or []}
         overlap = {k: v for k, v in given.items() if k in names}
         extra = {k: v for k, v in given.items() if k not in names}
@@ -103,6 +104,24 @@ class TaskState:
     def status_word(self) -> str:
         """What $(tasks.<name>.status) says."""
         return {"succeeded": "Succeeded", "failed": "Failed"}.get(self.state, "None")
+
+    @property
+    def failure_ignored(self) -> bool:
+        """A failed task with ``onError: continue`` does not fail the PipelineRun."""
+        return self.state == "failed" and self.task.get("onError") == "continue"
+
+    @property
+    def counts_as_failed(self) -> bool:
+        return self.state == "failed" and not self.failure_ignored
+
+    @property
+    def reason_word(self) -> str:
+        """What $(tasks.<name>.reason) says: the TaskRun's reason, or why it did not run."""
+        if self.failure_ignored:
+            return "FailureIgnored"
+        if self.outcome is not None:
+            return str(self.outcome.condition.get("reason", ""))
+        return "None"
 
 
 def _evaluate_when(expressions: list[dict[str, Any]]) -> bool:
@@ -189,17 +208,18 @@ class PipelineRunExecutor:
         children: list[dict[str, Any]] = []
         timed_out = self._schedule(name, states, states, table, workspaces, deadline, children)
         if not timed_out:
-            dag_words = [s.status_word for s in states.values()]
+            dag = list(states.values())
             overall = (
                 "Failed"
-                if "Failed" in dag_words
+                if any(s.counts_as_failed for s in dag)
                 else "Completed"
-                if "None" in dag_words
+                if any(s.status_word == "None" for s in dag)
                 else "Succeeded"
             )
             table["tasks.status"] = overall
-            for state in states.values():
+            for state in dag:
                 table[f"tasks.{state.name}.status"] = state.status_word
+                table[f"tasks.{state.name}.reason"] = state.reason_word
             self._schedule(name, finals, {**states, **finals}, table, workspaces, None, children)
         everything = {**states, **finals}
         status["childReferences"] = children
@@ -240,7 +260,7 @@ class PipelineRunExecutor:
                 )
             ]
             return run, False
-        failed = sum(1 for s in everything.values() if s.state == "failed")
+        failed = sum(1 for s in everything.values() if s.counts_as_failed)
         skips = len(skipped)
         reason = "Failed" if failed else "Completed" if skips else "Succeeded"
         message = (
@@ -312,7 +332,7 @@ class PipelineRunExecutor:
                 for future in done:
                     state = running.pop(future)
                     self._record(state, future.result(), table)
-                    if state.state == "failed" and not state.is_finally:
+                    if state.counts_as_failed and not state.is_finally:
                         stopping = True
 
     def _record(self, state: TaskState, outcome: TaskOutcome, table: dict[str, Value]) -> None:
@@ -370,9 +390,18 @@ class PipelineRunExecutor:
     ) -> list[TaskRunPlan] | None:
         """One TaskRun plan (or one per matrix combination); None when the task is skipped."""
         task = state.task
+        # What a pipeline task's own fields may read beyond the run's table.
+        table = {**table, "context.pipelineTask.retries": str(int(task.get("retries") or 0))}
+        used = references({k: task.get(k) for k in ("params", "when", "matrix")})
+        lookup = lookup_in(table)
         try:
-            when = substitute(task.get("when") or [], table, strict=True)
-            params = substitute(task.get("params") or [], table, strict=True)
+            # A task whose inputs read results that were never written is skipped; any other
+            # unknown variable stays as written, as Tekton leaves it.
+            for expression in used:
+                if RESULT_REF.match(expression) and expression.startswith("tasks."):
+                    lookup(expression)
+            when = substitute(task.get("when") or [], table)
+            params = substitute(task.get("params") or [], table)
             combos = combinations(task["matrix"], table) if "matrix" in task else [{}]
         except Unresolved:
             self._skip(state, SKIP_RESULTS)

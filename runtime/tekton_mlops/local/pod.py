@@ -34,10 +34,15 @@ class Pod:
     mounts: tuple[Mount, ...] = ()  # what every container mounts (podman)
     volumes: dict[str, Path] = field(default_factory=dict)
 
+    @property
+    def steps_dir(self) -> Path:
+        """Per-step exit codes and step results (``/tekton/steps`` in a container)."""
+        return self.here / "steps"
+
     @classmethod
     def directories(cls, here: Path) -> Pod:
         pod = cls(here, here / "home", here / "results", here / "scripts")
-        for directory in (pod.results_dir, pod.home, pod.scripts, here / "logs"):
+        for directory in (pod.results_dir, pod.home, pod.scripts, here / "logs", pod.steps_dir):
             directory.mkdir(parents=True, exist_ok=True)
         return pod
 
@@ -130,6 +135,7 @@ def container_mounts(spec: dict[str, Any], pod: Pod) -> tuple[Mount, ...]:
         Mount(internal, "/workspace"),
         Mount(pod.results_dir, "/tekton/results"),
         Mount(pod.home, "/tekton/home"),
+        Mount(pod.steps_dir, "/tekton/steps"),
     ]
     for declared in spec.get("workspaces") or []:
         path = pod.workspace_paths.get(declared["name"])

@@ -36,7 +36,8 @@ def inline_step_action(step: dict[str, Any], cluster: Cluster) -> dict[str, Any]
     if problems:
         raise ResolutionError("TaskRunValidationFailed", "; ".join(problems))
     table: dict[str, Value] = {f"params.{k}": v for k, v in values.items()}
-    body = substitute({k: v for k, v in spec.items() if k not in ("params", "results")}, table)
+    # The action's results stay on the step: they are the step's results.
+    body = substitute({k: v for k, v in spec.items() if k != "params"}, table)
     return {
         **body,
         "name": step.get("name", ""),

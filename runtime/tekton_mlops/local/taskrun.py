@@ -159,6 +159,7 @@ class TaskRunExecutor:
         if self.runner.in_container:
             pod.mounts = container_mounts(plan.spec, pod)
         table = self._table(plan, param_table, pod, uid)
+        # Later steps see earlier steps' results: the table grows as steps finish.
         deadline = plan.deadline
         if plan.timeout:
             own = time.monotonic() + plan.timeout
@@ -189,6 +190,7 @@ class TaskRunExecutor:
                 f'TaskRun "{plan.name}" failed to finish within "{format_duration(plan.timeout)}"',
             )
         results = self._results(plan.spec, pod.results_dir)
+        results.update(_results_from_steps(plan.spec, table))
         budget = self.flags.result_budget
         too_large = self._too_large(results, budget)
         if too_large:
@@ -294,10 +296,23 @@ class TaskRunExecutor:
                     }
                 )
                 continue
-            step = substitute(raw, table)
+            own = pod.steps_dir / container
+            (own / "results").mkdir(parents=True, exist_ok=True)
+            inside = Path(defaults.STEPS_DIR) / container if self.runner.in_container else own
+            step_table = {
+                **table,
+                **{
+                    f"step.results.{r['name']}.path": str(inside / "results" / r["name"])
+                    for r in raw.get("results") or []
+                },
+            }
+            step = substitute(raw, step_table)
             invocation = self._invocation(pod, step, index, name, deadline)
             self.log(f"  step {plan.name}/{name} started")
             outcome = self.runner.run(invocation, pod.scripts)
+            # What later steps read: $(steps.step-<name>.exitCode.path), $(steps.<name>.results.<r>)
+            (own / "exitCode").write_text(str(outcome.exit_code))
+            table.update(_step_results(name, raw.get("results") or [], own / "results"))
             continued = outcome.exit_code != 0 and step.get("onError") == "continue"
             reason = (
                 "TimeoutExceeded"
@@ -372,6 +387,10 @@ class TaskRunExecutor:
         results_root = Path(defaults.RESULTS_DIR) if inside else pod.results_dir
         for result in plan.spec.get("results") or []:
             table[f"results.{result['name']}.path"] = str(results_root / result["name"])
+        steps_root = Path(defaults.STEPS_DIR) if inside else pod.steps_dir
+        for index, step in enumerate(plan.spec.get("steps") or []):
+            container = f"step-{step_name(step, index)}"
+            table[f"steps.{container}.exitCode.path"] = str(steps_root / container / "exitCode")
         table |= plan.extra_context
         return table
 
@@ -394,3 +413,41 @@ class TaskRunExecutor:
             if value_type(parsed) == kind:
                 results[declared["name"]] = parsed
         return results
+
+
+def _parsed(text: str, kind: str) -> Value | None:
+    """A result file's value as its declared type; None when it does not parse as one."""
+    if kind == "string":
+        return text
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    return parsed if value_type(parsed) == kind else None
+
+
+def _step_results(step: str, declared: list[dict[str, Any]], folder: Path) -> dict[str, Value]:
+    """``steps.<step>.results.<name>`` for each result a step wrote."""
+    found: dict[str, Value] = {}
+    for result in declared:
+        path = folder / result["name"]
+        if path.is_file():
+            value = _parsed(path.read_text(), result.get("type", "string"))
+            if value is not None:
+                found[f"steps.{step}.results.{result['name']}"] = value
+    return found
+
+
+def _results_from_steps(spec: dict[str, Any], table: dict[str, Value]) -> dict[str, Value]:
+    """Task results declared with a ``value`` (a step's result), as Tekton fills them."""
+    from tekton_mlops.tekton.variables import Unresolved
+
+    results: dict[str, Value] = {}
+    for declared in spec.get("results") or []:
+        if "value" not in declared:
+            continue
+        try:
+            results[declared["name"]] = substitute(declared["value"], table, strict=True)
+        except Unresolved:
+            continue
+    return results
