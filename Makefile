@@ -27,7 +27,7 @@ system-deps: ## Install the Debian packages tests and benchmarks use (as root)
 
 test: $(STAMP) ## Run the tests (TESTS=pattern to select)
 	@if [ "$$CI" = "true" ]; then hack/system-deps.sh; fi
-	$(BIN)/pytest $(if $(TESTS),-k '$(TESTS)') $(PYTEST_ARGS)
+	$(BIN)/pytest --durations=10 $(if $(TESTS),-k '$(TESTS)') $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, mypy, yamllint, catalog lint, docs in sync
 	$(BIN)/ruff check runtime tests hack benchmarks
@@ -63,7 +63,7 @@ bench: $(STAMP) ## Run the ratio benchmarks and print their tables
 	hack/system-deps.sh --bench
 	$(BIN)/python benchmarks/run.py
 
-demo: $(STAMP) ## Fetch, train and evaluate a model locally on embedded defaults
+demo: $(STAMP) ## Run train-and-deploy locally: fetch, train, gate, sign, push, canary, SLOs, promote
 	hack/demo.sh
 
 services: $(STAMP) ## Start the local S3 server (moto) by hand on 127.0.0.1:5000

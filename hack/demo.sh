@@ -19,20 +19,8 @@ with open(sys.argv[1], "w", newline="") as handle:
 PY
 
 # A model signing key pair, as the Secrets model-signing-key and model-verification-key
-# would hold it on a cluster (openssl ecparam -name prime256v1 -genkey makes the same).
-"$bin/python" - "$demo/secrets" <<'PY'
-import pathlib, sys
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-key = ec.generate_private_key(ec.SECP256R1())
-secrets = pathlib.Path(sys.argv[1])
-(secrets / "model-signing-key").mkdir(parents=True)
-(secrets / "model-verification-key").mkdir()
-(secrets / "model-signing-key" / "private.pem").write_bytes(key.private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-(secrets / "model-verification-key" / "public.pem").write_bytes(key.public_key().public_bytes(
-    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-PY
+# would hold it on a cluster.
+"$bin/tekton-mlops" keys "$demo/secrets" >/dev/null
 
 "$bin/tekton-mlops" run catalog/pipeline/train-and-deploy/0.1/samples/run-locally.yaml \
   --git-mirror "https://github.com/tekton-mlops/tekton-mlops.git=$PWD" \
@@ -58,7 +46,8 @@ passed       {results.get('passed', '-')}   (what the deploy stages gate on)
 signed       {results.get('signed-digest', '-')}
              {shared / 'model' / 'model.sig'} (model_signing verify key accepts it)
 pushed       {results.get('model-uri', '-')}
-deployed     {results.get('deployed-url', '-')} (a local canary, then promoted if SLOs passed)
+deployed     {results.get('deployed-url', '-')} (a local canary, promoted if SLOs passed;
+             the server stops when the demo ends)
 SLOs met     {results.get('slo-passed', '-')}   report: {shared / 'slo-report' / 'slo-report.md'}
 lineage      {shared / 'model' / '.mlops' / 'lineage'}
 the run      {pathlib.Path(sys.argv[1])} (as kubectl get -o json shows it)""")

@@ -34,16 +34,17 @@ TOOL_COMMANDS: dict[str, str] = {
     "run": "tekton_mlops.local.cli:run",
     "serve": "tekton_mlops.serving.cli:serve",
     "listen": "tekton_mlops.triggers.cli:listen",
+    "keys": "tekton_mlops.keys:keys",
 }
 
 _results_dir_option = click.option(
     "--results-dir",
     envvar="TEKTON_RESULTS_DIR",
-    default="/tekton/results",
-    show_default=True,
+    default=None,
     show_envvar=True,
     type=click.Path(path_type=Path, file_okay=False),
-    help="Where Tekton results are written, one file per result.",
+    help="Where Tekton results are written, one file per result. Default: /tekton/results "
+    "when it exists (in a Tekton pod), else the results are printed as name=value lines.",
 )
 _debug_option = click.option(
     "--debug",
@@ -92,7 +93,7 @@ def build_step_command(schema: StepSchema) -> click.Command:
 
     @_results_dir_option
     @_debug_option
-    def callback(results_dir: Path, debug: bool, **raw: str | None) -> None:
+    def callback(results_dir: Path | None, debug: bool, **raw: str | None) -> None:
         from tekton_mlops.contract import execute
 
         _configure_logging(schema.step, debug)

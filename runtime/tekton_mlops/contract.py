@@ -54,7 +54,9 @@ def step_module(step: str) -> StepModule:
     return module  # type: ignore[no-any-return]
 
 
-def execute(step: str, raw: Mapping[str, str | None], results_dir: Path) -> dict[str, ResultValue]:
+def execute(
+    step: str, raw: Mapping[str, str | None], results_dir: Path | None
+) -> dict[str, ResultValue]:
     """Run one step end to end; raise an MlopsError subclass on failure."""
     schema = load_schema(step)
     values = validate(schema, raw)

@@ -51,12 +51,24 @@ def check_budget(results: Mapping[str, ResultValue], budget: int = RESULTS_BUDGE
     )
 
 
-def write_results(results_dir: Path, results: Mapping[str, ResultValue]) -> None:
+#: Where Tekton mounts a step's results; a pod always has it.
+TEKTON_RESULTS = Path("/tekton/results")
+
+
+def write_results(results_dir: Path | None, results: Mapping[str, ResultValue]) -> None:
     """Write one file per result, named as the result, with no trailing newline.
 
-    Checks the budget first, so an oversized set writes nothing.
+    Checks the budget first, so an oversized set writes nothing. With no directory given,
+    results go to ``/tekton/results`` when it exists (inside a pod), else to stdout as
+    ``name=value`` lines: a step run by hand creates nothing at the root of the machine.
     """
     check_budget(results)
+    if results_dir is None:
+        if not TEKTON_RESULTS.is_dir():
+            for name, value in results.items():
+                print(f"{name}={encode(value)}")
+            return
+        results_dir = TEKTON_RESULTS
     results_dir.mkdir(parents=True, exist_ok=True)
     for name, value in results.items():
         target = results_dir / name

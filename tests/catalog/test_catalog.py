@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from tekton_mlops.catalog.docs import sync
 from tekton_mlops.catalog.lint import lint_tree
+from tekton_mlops.catalog.rules import RULES
 from tekton_mlops.cli import main
 from tekton_mlops.tekton.schema import decode_errors, has_schema
 from tests.conftest import REPO
@@ -70,6 +71,13 @@ def test_lint_cli_formats() -> None:
     runner = CliRunner()
     clean = runner.invoke(main, ["catalog", "lint", "--root", str(CATALOG)])
     assert clean.exit_code == 0, clean.output
-    assert clean.output == ""
+    files = [p for p in CATALOG.rglob("*.y*ml") if not p.name.startswith("artifacthub")]
+    documents = sum(1 for p in files for d in yaml.safe_load_all(p.read_text()) if d)
+    assert clean.output == (
+        f"{documents} documents in {len(files)} files, {len(RULES)} rules, 0 problem(s)\n"
+    )
+    docs = runner.invoke(main, ["catalog", "docs", "--root", str(CATALOG), "--check"])
+    assert docs.exit_code == 0
+    assert docs.output == f"{len(list(CATALOG.glob('*/*/*/README.md')))} READMEs in sync\n"
     rules = runner.invoke(main, ["catalog", "rules"])
     assert "schema-params" in rules.output

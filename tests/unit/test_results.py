@@ -34,3 +34,47 @@ def test_results_just_under_budget_are_written(tmp_path: Path) -> None:
     overhead = termination_message_size({"r": ""})
     write_results(tmp_path, {"r": "x" * (RESULTS_BUDGET - overhead)})
     assert len((tmp_path / "r").read_text()) == RESULTS_BUDGET - overhead
+
+
+def test_a_step_run_by_hand_prints_its_results_and_creates_nothing(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    assert not Path("/tekton").exists(), "this test needs a machine without /tekton"
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    cli = str(Path(sys.executable).with_name("tekton-mlops"))
+    env = {k: v for k, v in os.environ.items() if k != "TEKTON_RESULTS_DIR"}
+    done = subprocess.run(
+        [cli, "fetch-data", f"--source=file://{data}", f"--output={tmp_path / 'out'}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = dict(line.split("=", 1) for line in done.stdout.splitlines())
+    assert printed["file-count"] == "1"
+    assert printed["dataset-digest"].startswith("sha256:")
+    assert not Path("/tekton").exists()
+
+
+def test_tekton_results_dir_from_the_environment(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    cli = str(Path(sys.executable).with_name("tekton-mlops"))
+    env = {**os.environ, "TEKTON_RESULTS_DIR": str(tmp_path / "results")}
+    done = subprocess.run(
+        [cli, "fetch-data", f"--source=file://{data}", f"--output={tmp_path / 'out'}"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert (tmp_path / "results" / "file-count").read_text() == "1"

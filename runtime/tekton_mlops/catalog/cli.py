@@ -46,14 +46,26 @@ def lint(paths: tuple[Path, ...], root: Path, style: str) -> None:
 
     Prints file:line: rule: message for each finding and exits 1 when there is any.
     """
-    from tekton_mlops.catalog.lint import lint_tree
+    import yaml
+
+    from tekton_mlops.catalog.lint import lint_tree, yaml_files
+    from tekton_mlops.catalog.rules import RULES
 
     findings = lint_tree(root, list(paths) or None)
     for finding in findings:
         click.echo(finding.format(style))
+    files = yaml_files(list(paths) or [root])
+    documents = sum(
+        1 for path in files for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict)
+    )
+    summary = (
+        f"{documents} documents in {len(files)} files, {len(RULES)} rules, "
+        f"{len(findings)} problem(s)"
+    )
     if findings:
-        click.echo(f"{len(findings)} finding(s)", err=True)
+        click.echo(summary, err=True)
         sys.exit(1)
+    click.echo(summary)
 
 
 @catalog.command()
@@ -81,8 +93,11 @@ def docs(root: Path, check: bool) -> None:
     stale = sync(root, check)
     for readme in stale:
         click.echo(f"{readme}: {'stale, run tekton-mlops catalog docs' if check else 'updated'}")
+    total = len(list(root.glob("*/*/*/README.md")))
     if check and stale:
+        click.echo(f"{len(stale)} of {total} READMEs stale", err=True)
         sys.exit(1)
+    click.echo(f"{total} READMEs in sync" if check else f"{total} READMEs, {len(stale)} updated")
 
 
 @catalog.command()
