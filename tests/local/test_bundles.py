@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tekton_mlops.catalog.bundle import MAX_LAYERS, push
 from tekton_mlops.cli import main
 from tekton_mlops.errors import SourceError
 from tekton_mlops.storage.oci import parse_reference
+from tekton_mlops.tekton.bundles import MAX_LAYERS, push
 from tekton_mlops.yamlio import load
 from tests.local.test_catalog_runs import CATALOG, write_iris
 

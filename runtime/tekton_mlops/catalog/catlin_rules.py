@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tekton_mlops.catalog.rules import HUB_CATEGORIES
-
-if TYPE_CHECKING:
-    from tekton_mlops.catalog.lint import Linter
-    from tekton_mlops.catalog.source import Document
+from tekton_mlops.catalog.source import Document, Reporter, is_resource
 
 IMAGE = re.compile(
     r"^(?P<host>[^/]+\.[^/]+)/(?P<repo>[a-z0-9._/-]+):(?P<tag>[\w][\w.-]{0,127})"
@@ -31,9 +28,7 @@ ANNOTATIONS = (
 Key = tuple[str | int, ...]
 
 
-def check(linter: Linter, doc: Document) -> None:
-    from tekton_mlops.catalog.lint import is_resource
-
+def check(linter: Reporter, doc: Document) -> None:
     data = doc.data
     kind = data.get("kind", "")
     if kind in ("Task", "Pipeline", "TaskRun", "PipelineRun") and data.get("apiVersion") != (
@@ -77,7 +72,7 @@ def task_steps(data: dict[str, Any]) -> Iterator[tuple[Key, dict[str, Any], str]
                 yield (*where, group, index), {**step, "image": image}, group[:-1]
 
 
-def _step(linter: Linter, doc: Document, at: Key, step: dict[str, Any], group: str) -> None:
+def _step(linter: Reporter, doc: Document, at: Key, step: dict[str, Any], group: str) -> None:
     if "$(params." in str(step.get("script", "")):
         linter.report(
             doc,
@@ -97,7 +92,7 @@ def _step(linter: Linter, doc: Document, at: Key, step: dict[str, Any], group: s
         linter.report(doc, (*at, "image"), "image", f"{image!r} uses the latest tag")
 
 
-def _resource(linter: Linter, doc: Document, kind: str) -> None:
+def _resource(linter: Reporter, doc: Document, kind: str) -> None:
     meta = doc.data.get("metadata") or {}
     name = meta.get("name", "")
     labels = meta.get("labels") or {}
@@ -158,7 +153,7 @@ def _resource(linter: Linter, doc: Document, kind: str) -> None:
     _layout(linter, doc, name)
 
 
-def _layout(linter: Linter, doc: Document, name: str) -> None:
+def _layout(linter: Reporter, doc: Document, name: str) -> None:
     version_dir = doc.path.parent
     missing = [p for p in ("README.md", "tests/run.yaml") if not (version_dir / p).is_file()]
     if not list((version_dir / "samples").glob("*.yaml")):

@@ -117,9 +117,9 @@ def bundle(reference: str, paths: tuple[Path, ...], annotations: tuple[str, ...]
 
     Prints the pinned reference (REFERENCE@sha256:...), as the bundles resolver wants it.
     """
-    from tekton_mlops.catalog.bundle import push
     from tekton_mlops.errors import MlopsError
     from tekton_mlops.storage.oci import parse_reference
+    from tekton_mlops.tekton.bundles import push
     from tekton_mlops.yamlio import load_all
 
     try:

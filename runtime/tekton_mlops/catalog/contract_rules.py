@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tekton_mlops.catalog.catlin_rules import Key
+from tekton_mlops.catalog.source import Document, Reporter, is_resource
 from tekton_mlops.params import load_schema, step_names
 from tekton_mlops.results import RESULTS_BUDGET
 from tekton_mlops.tekton.defaults import param_type
@@ -22,15 +23,11 @@ from tekton_mlops.tekton.pipeline_rules import PIPELINE_CONTEXT, RESULT_REF
 from tekton_mlops.tekton.task_rules import TASK_CONTEXT, TASK_RUN_CONTEXT, resolve_param
 from tekton_mlops.tekton.variables import EXPRESSION, parse
 
-if TYPE_CHECKING:
-    from tekton_mlops.catalog.lint import Linter
-    from tekton_mlops.catalog.source import Document
-
 RUNTIME = "tekton-mlops"
 WORKSPACE_FIELDS = ("path", "bound", "claim", "volume")
 
 
-def check(linter: Linter, doc: Document) -> None:
+def check(linter: Reporter, doc: Document) -> None:
     data = doc.data
     kind = data.get("kind")
     spec = data.get("spec") or {}
@@ -67,14 +64,12 @@ def _strings(value: Any, at: Key) -> Iterator[tuple[Key, str]]:
 
 
 def _task(
-    linter: Linter,
+    linter: Reporter,
     doc: Document,
     spec: dict[str, Any],
     at: Key,
     propagated: dict[str, dict[str, Any]],
 ) -> None:
-    from tekton_mlops.catalog.lint import is_resource
-
     params = {str(p.get("name")): p for p in spec.get("params") or []}
     visible = {**propagated, **params}
     results = {str(r.get("name")) for r in spec.get("results") or []}
@@ -97,7 +92,7 @@ def _task(
 
 
 def _task_variable(
-    linter: Linter,
+    linter: Reporter,
     doc: Document,
     key: Key,
     expression: str,
@@ -134,7 +129,7 @@ def _task_variable(
 
 
 def _param_access(
-    linter: Linter,
+    linter: Reporter,
     doc: Document,
     key: Key,
     expression: str,
@@ -153,7 +148,7 @@ def _param_access(
 
 
 def _runtime_step(
-    linter: Linter, doc: Document, at: Key, step: dict[str, Any], template: dict[str, Any]
+    linter: Reporter, doc: Document, at: Key, step: dict[str, Any], template: dict[str, Any]
 ) -> bool:
     """The rules every runtime step follows; False when it names no known step."""
     command = step.get("command") or []
@@ -200,7 +195,7 @@ def _runtime_step(
 
 
 def _schema_contract(
-    linter: Linter,
+    linter: Reporter,
     doc: Document,
     at: Key,
     step: dict[str, Any],
@@ -266,7 +261,7 @@ def _schema_contract(
     _results_contract(linter, doc, spec, step_name)
 
 
-def _results_contract(linter: Linter, doc: Document, spec: dict[str, Any], step: str) -> None:
+def _results_contract(linter: Reporter, doc: Document, spec: dict[str, Any], step: str) -> None:
     declared = {r.name: r for r in load_schema(step).results}
     results = {r.get("name"): r for r in spec.get("results") or []}
     for name in sorted(set(declared) - set(results)):
@@ -310,7 +305,7 @@ def _results_contract(linter: Linter, doc: Document, spec: dict[str, Any], step:
 
 
 def _pipeline(
-    linter: Linter,
+    linter: Reporter,
     doc: Document,
     spec: dict[str, Any],
     at: Key,
@@ -343,7 +338,7 @@ def _pipeline(
 
 
 def _pipeline_variable(
-    linter: Linter,
+    linter: Reporter,
     doc: Document,
     key: Key,
     expression: str,
@@ -381,7 +376,7 @@ def _pipeline_variable(
             )
 
 
-def _referenced_task(linter: Linter, task: dict[str, Any]) -> dict[str, Any] | None:
+def _referenced_task(linter: Reporter, task: dict[str, Any]) -> dict[str, Any] | None:
     """The spec of a pipeline task: inline, or a catalog Task it references."""
     if isinstance(task.get("taskSpec"), dict):
         spec: dict[str, Any] = task["taskSpec"]
@@ -395,12 +390,12 @@ def _referenced_task(linter: Linter, task: dict[str, Any]) -> dict[str, Any] | N
     return linter.tasks.get(stem)
 
 
-def _declared_results(linter: Linter, task: dict[str, Any]) -> set[str] | None:
+def _declared_results(linter: Reporter, task: dict[str, Any]) -> set[str] | None:
     spec = _referenced_task(linter, task)
     return None if spec is None else {str(r.get("name")) for r in spec.get("results") or []}
 
 
-def _task_call(linter: Linter, doc: Document, at: Key, task: dict[str, Any]) -> None:
+def _task_call(linter: Reporter, doc: Document, at: Key, task: dict[str, Any]) -> None:
     """A pipeline task (or run) passes only params its catalog Task declares."""
     spec = _referenced_task(linter, task)
     if spec is None:

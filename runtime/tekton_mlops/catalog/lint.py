@@ -26,7 +26,7 @@ import yaml
 
 from tekton_mlops.catalog import catlin_rules, contract_rules, tekton_rules
 from tekton_mlops.catalog.rules import RULES
-from tekton_mlops.catalog.source import Document, load
+from tekton_mlops.catalog.source import Document, is_resource, load
 
 
 @dataclass(frozen=True)
@@ -76,19 +76,6 @@ class Linter:
             catlin_rules.check(self, doc)
             contract_rules.check(self, doc)
         return sorted(self.findings, key=lambda f: (str(f.path), f.line, f.rule))
-
-
-def is_resource(doc: Document) -> bool:
-    """A catalog resource file (not a sample or test run).
-
-    Either it sits where resources sit (<kind>/<name>/<version>/<file>.yaml), or it is named
-    after its resource outside samples/ and tests/; the path rule then says where it belongs.
-    """
-    in_layout = doc.path.parent.parent.parent.name in ("task", "pipeline")
-    named_like_one = doc.path.parent.name not in ("samples", "tests") and doc.path.stem == str(
-        (doc.data.get("metadata") or {}).get("name", "")
-    )
-    return in_layout or named_like_one
 
 
 def yaml_files(paths: list[Path]) -> list[Path]:

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tekton_mlops import __version__
-from tekton_mlops.catalog.bundle import push
 from tekton_mlops.errors import MlopsError
 from tekton_mlops.storage.oci import parse_reference
+from tekton_mlops.tekton.bundles import push
 from tekton_mlops.yamlio import load
 
 CONTAINERS_CONF = Path(__file__).resolve().parents[3] / "hack" / "containers.conf"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -56,3 +56,25 @@ def load(path: Path) -> list[Document]:
         data = _construct(node, (), lines)
         documents.append(Document(path, data, lines, node.start_mark.line + 1))
     return documents
+
+
+class Reporter(Protocol):
+    """What a rule set needs of the linter: the catalog's Tasks, its pinned image, a report."""
+
+    runtime_image: str | None
+    tasks: dict[str, dict[str, Any]]
+
+    def report(self, doc: Document, key: Key, rule: str, message: str) -> None: ...
+
+
+def is_resource(doc: Document) -> bool:
+    """A catalog resource file (not a sample or test run).
+
+    Either it sits where resources sit (<kind>/<name>/<version>/<file>.yaml), or it is named
+    after its resource outside samples/ and tests/; the path rule then says where it belongs.
+    """
+    in_layout = doc.path.parent.parent.parent.name in ("task", "pipeline")
+    named_like_one = doc.path.parent.name not in ("samples", "tests") and doc.path.stem == str(
+        (doc.data.get("metadata") or {}).get("name", "")
+    )
+    return in_layout or named_like_one

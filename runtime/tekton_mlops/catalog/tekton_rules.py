@@ -7,17 +7,12 @@ own kinds through strict decoding. Nothing here is stricter than Tekton.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from tekton_mlops.catalog.source import Document, Reporter
 from tekton_mlops.tekton.admission import admit
 from tekton_mlops.tekton.schema import decode_errors
 
-if TYPE_CHECKING:
-    from tekton_mlops.catalog.lint import Linter
-    from tekton_mlops.catalog.source import Document
 
-
-def check(linter: Linter, doc: Document) -> None:
+def check(linter: Reporter, doc: Document) -> None:
     data = doc.data
     for problem in admit(data):
         linter.report(doc, problem.path, problem.rule, problem.format())

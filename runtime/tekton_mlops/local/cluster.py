@@ -118,7 +118,7 @@ class Cluster:
 
     @staticmethod
     def _bundle(params: dict[str, Any], kind: str, failure: str) -> dict[str, Any]:
-        from tekton_mlops.catalog.bundle import fetch
+        from tekton_mlops.tekton.bundles import fetch
 
         if not params.get("bundle") or not params.get("name"):
             raise ResolutionError(failure, "bundles resolver needs the bundle and name params")

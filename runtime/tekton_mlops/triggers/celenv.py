@@ -22,7 +22,7 @@ _lock = threading.Lock()  # cel-python's evaluator is not documented as thread-s
 def _functions() -> dict[str, Any]:
     from celpy import celtypes
 
-    from tekton_mlops.triggers.interceptors import canonical
+    from tekton_mlops.triggers.event import canonical
 
     def values(header: Any, name: Any) -> list[str]:
         return [str(v) for v in header.get(celtypes.StringType(canonical(str(name))), [])]

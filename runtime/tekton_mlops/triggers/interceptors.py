@@ -13,33 +13,19 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tekton_mlops.triggers.event import Event
+
 ZERO_COMMIT = "0" * 40
-
-
-@dataclass
-class Event:
-    body: Any
-    raw: bytes
-    headers: dict[str, list[str]]  # canonical names (X-Github-Event), every value
-    extensions: dict[str, Any] = field(default_factory=dict)
-
-    def header(self, name: str) -> str:
-        return ",".join(self.headers.get(canonical(name), []))
 
 
 @dataclass(frozen=True)
 class Verdict:
     proceed: bool
     reason: str = ""
-
-
-def canonical(name: str) -> str:
-    """Go's canonical MIME header key, which Triggers uses: x-github-event -> X-Github-Event."""
-    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
 def _param(params: list[dict[str, Any]], name: str, default: Any = None) -> Any:

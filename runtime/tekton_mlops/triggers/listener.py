@@ -27,7 +27,8 @@ from typing import Any
 import yaml
 
 from tekton_mlops.httpjson import JsonHandler
-from tekton_mlops.triggers.interceptors import Event, canonical, json_body, run_interceptors
+from tekton_mlops.triggers.event import Event, canonical
+from tekton_mlops.triggers.interceptors import json_body, run_interceptors
 from tekton_mlops.triggers.resources import TriggerError, TriggerSet
 
 log = logging.getLogger("tekton_mlops.listen")

@@ -23,11 +23,11 @@ from typing import Any
 
 import yaml
 
-from tekton_mlops.triggers.interceptors import Event
+from tekton_mlops.tekton.variables import Unresolved, Value, substitute, substitute_string
+from tekton_mlops.triggers.event import Event
 
 GROUP = "triggers.tekton.dev"
-_EXPRESSION = re.compile(r"\$\((body|header|extensions)((?:\.[^.()\s]+|\[[^\]]+\])*)\)")
-_TT_PARAM = re.compile(r"\$\(tt\.params\.([A-Za-z0-9_.-]+)\)")
+_PATH = re.compile(r"^(body|header|extensions)((?:\.[^.()\s\[]+|\[[^\]]+\])*)$")
 
 
 class TriggerError(Exception):
@@ -111,32 +111,38 @@ def _lookup(value: Any, path: str, where: str) -> Any:
     return value
 
 
-def substitute_event(text: str, event: Event) -> str:
-    def replace(match: re.Match[str]) -> str:
+def event_scope(event: Event) -> Any:
+    """``$(body.…)``, ``$(header.…)`` and ``$(extensions.…)`` of an event, for the one
+    substitution engine; any other variable is not the binding's and stays as written."""
+
+    def lookup(expression: str) -> Value:
+        match = _PATH.match(expression.strip())
+        if not match:
+            raise Unresolved(expression)
         source, path = match.group(1), match.group(2)
         if source == "header":
             name = path.lstrip(".").strip("[]'\"")
-            if not name:
-                return json.dumps(event.headers)
-            return event.header(name)
+            return json.dumps(event.headers) if not name else event.header(name)
         root = event.body if source == "body" else event.extensions
-        value = _lookup(root, path, match.group(0))
+        value = _lookup(root, path, f"$({expression})")
         return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
-    return _EXPRESSION.sub(replace, text)
+    return lookup
+
+
+def substitute_event(text: str, event: Event) -> str:
+    return substitute_string(text, event_scope(event))
 
 
 def _substitute_params(node: Any, values: dict[str, str]) -> Any:
-    if isinstance(node, str):
+    """``$(tt.params.x)`` in a resource template; other variables (the run's own) stay."""
 
-        def replace(match: re.Match[str]) -> str:
-            if match.group(1) not in values:
-                raise TriggerError(f"$(tt.params.{match.group(1)}) is not a template param")
-            return values[match.group(1)]
+    def lookup(expression: str) -> Value:
+        if not expression.startswith("tt.params."):
+            raise Unresolved(expression)
+        name = expression[len("tt.params.") :]
+        if name not in values:
+            raise TriggerError(f"$({expression}) is not a template param")
+        return values[name]
 
-        return _TT_PARAM.sub(replace, node)
-    if isinstance(node, list):
-        return [_substitute_params(item, values) for item in node]
-    if isinstance(node, dict):
-        return {key: _substitute_params(value, values) for key, value in node.items()}
-    return node
+    return substitute(node, lookup)

@@ -1,4 +1,4 @@
-"""Tekton bundles: catalog resources as an OCI image, one layer per resource.
+"""Tekton bundles: Tasks and Pipelines as one OCI image, a layer per resource.
 
 The layout is the Tekton bundle contract that ``tkn bundle push`` writes: each
 layer a gzipped tar holding one resource, annotated with
