@@ -25,7 +25,7 @@ PY
 "$bin/tekton-mlops" run catalog/pipeline/train-and-deploy/0.1/samples/run-locally.yaml \
   --git-mirror "https://github.com/tekton-mlops/tekton-mlops.git=$PWD" \
   --secrets-dir "$demo/secrets" \
-  --param "model-destination=file://$demo/models" \
+  --param "model-destination=file://$demo/models" --host-path "$demo/models" \
   --param "dataset-uri=file://$demo/source/cancer.csv" \
   --run-dir "$demo/runs" -o json > "$demo/pipelinerun.json" || status=$?
 

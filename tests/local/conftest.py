@@ -58,8 +58,9 @@ def tekton(tmp_path: Path):  # type: ignore[no-untyped-def]
             ["run", str(path), "--run-dir", str(tmp_path / "runs"), *args],
             catch_exceptions=False,
         )
-        finished = yaml.safe_load(outcome.stdout) if outcome.stdout.strip() else {}
-        return Finished(outcome.exit_code, finished, outcome.stderr)
+        documents = list(yaml.safe_load_all(outcome.stdout)) if outcome.stdout.strip() else []
+        # Several runs in one file print one document each; `object` is the first.
+        return Finished(outcome.exit_code, documents[0] if documents else {}, outcome.stderr)
 
     return run
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -72,16 +74,20 @@ def test_deploy_model_tests_run_yaml(tekton, s3, s3_server, cluster_secrets, tmp
 
     s3.create_bucket(Bucket="tekton-mlops-test")
     double = KubeApiDouble().start()
+    # Where a kubeconfig lives on a workstation (as ~/.kube/config does): outside /tmp, which
+    # a confined step sees as its own, private /tmp.
+    kube_dir = Path(tempfile.mkdtemp(prefix="kube-", dir=Path.home()))
     try:
         run = tekton(
             catalog_file("task/deploy-model/0.1/tests/run.yaml"),
             "--catalog", str(CATALOG),
             "--param", f"s3-endpoint={s3_server.endpoint}",
-            "--param", f"kubeconfig={double.kubeconfig(tmp_path)}",
+            "--param", f"kubeconfig={double.kubeconfig(kube_dir)}",
             "--secrets-dir", str(cluster_secrets),
         )  # fmt: skip
     finally:
         double.stop()
+        shutil.rmtree(kube_dir, ignore_errors=True)
     assert run.exit_code == 0, run.log
     assert run.results["url"] == "http://deploy-test.default.example.com"
     assert [a["spec"]["predictor"].get("canaryTrafficPercent") for a in double.applied] == [
@@ -198,6 +204,9 @@ def run_local_sample(tekton, tmp_path: Path, secrets: Path, *params: str):  # ty
         f"{PROJECT_URL}={REPO}",
         "--secrets-dir",
         str(secrets),
+        # The data and the file:// model store live on this machine, outside any workspace.
+        "--host-path",
+        str(tmp_path),
         *(part for param in args for part in ("--param", param)),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -98,16 +99,15 @@ def test_on_error_continue(tekton) -> None:  # type: ignore[no-untyped-def]
     assert steps[1]["terminationReason"] == "Completed"
 
 
-def test_params_string_array_object_and_defaults(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    out = tmp_path / "out.txt"
+def test_params_string_array_object_and_defaults(tekton) -> None:  # type: ignore[no-untyped-def]
     run = tekton(
         TASKRUN.format(name="params")
-        + f"""
+        + """
       params:
         - name: flags
           value: ["-a", "-b c"]
         - name: config
-          value: {{url: example.org}}
+          value: {url: example.org}
       taskSpec:
         params:
           - name: greeting
@@ -116,18 +116,19 @@ def test_params_string_array_object_and_defaults(tekton, tmp_path) -> None:  # t
             type: array
           - name: config
             type: object
-            properties: {{url: {{type: string}}, port: {{type: string}}}}
-            default: {{url: default.org, port: "80"}}
+            properties: {url: {type: string}, port: {type: string}}
+            default: {url: default.org, port: "80"}
+        results: [{name: out}]
         steps:
           - name: show
             image: bash
-            command: [bash, -c, 'printf "%s|" "$@" > {out}', --]
+            command: [bash, -c, 'printf "%s|" "$@" > $(results.out.path)', --]
             args: ["$(params.greeting)", "$(params.flags[*])", "$(params.flags[1])",
                    "$(params.config.url):$(params.config.port)"]
     """
     )
     assert run.exit_code == 0, run.log
-    assert out.read_text() == "hi|-a|-b c|-b c|example.org:80|"
+    assert run.results["out"] == "hi|-a|-b c|-b c|example.org:80|"
 
 
 def test_missing_param_fails_validation(tekton) -> None:  # type: ignore[no-untyped-def]
@@ -176,11 +177,11 @@ def test_step_template_env_secrets_and_working_dir(tekton, tmp_path) -> None:  #
     secrets = tmp_path / "secrets" / "token"
     secrets.mkdir(parents=True)
     (secrets / "value").write_text("s3cr3t")
-    out = tmp_path / "env.txt"
     run = tekton(
         TASKRUN.format(name="env")
-        + f"""
+        + """
       taskSpec:
+        results: [{name: out}]
         stepTemplate:
           env:
             - name: COLOR
@@ -190,17 +191,17 @@ def test_step_template_env_secrets_and_working_dir(tekton, tmp_path) -> None:  #
         steps:
           - name: show
             image: alpine
-            workingDir: {tmp_path}/wd
+            workingDir: /data/wd
             env:
               - name: SIZE
                 value: large
               - name: TOKEN
                 valueFrom:
-                  secretKeyRef: {{name: token, key: value}}
+                  secretKeyRef: {name: token, key: value}
               - name: FROM_DOC
                 valueFrom:
-                  configMapKeyRef: {{name: settings, key: mode}}
-            script: echo "$COLOR $SIZE $TOKEN $FROM_DOC $(pwd)" > {out}
+                  configMapKeyRef: {name: settings, key: mode}
+            script: printf "$COLOR $SIZE $TOKEN $FROM_DOC $(pwd)" > $(results.out.path)
     ---
     apiVersion: v1
     kind: ConfigMap
@@ -213,7 +214,9 @@ def test_step_template_env_secrets_and_working_dir(tekton, tmp_path) -> None:  #
         str(tmp_path / "secrets"),
     )
     assert run.exit_code == 0, run.log
-    assert out.read_text().strip() == f"blue large s3cr3t fast {tmp_path}/wd"
+    # A working directory the host lacks is made inside the step's namespace only.
+    assert run.results["out"] == "blue large s3cr3t fast /data/wd"
+    assert not Path("/data/wd").exists()
 
 
 def test_missing_secret_is_a_config_error(tekton) -> None:  # type: ignore[no-untyped-def]
@@ -302,21 +305,23 @@ def test_taskrun_timeout(tekton) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_script_shebangs_and_context(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    out = tmp_path / "out"
+    # Steps of one TaskRun share the pod's /workspace (an emptyDir kept in the run directory).
+    out = tmp_path / "runs" / "scripts" / "scripts" / "workspace" / "out"
     run = tekton(
         TASKRUN.format(name="scripts")
-        + f"""
+        + """
       taskSpec:
         steps:
           - name: python
             image: python
             script: |
               #!/usr/bin/env python3
-              open("{out}", "w").write("py:$(context.taskRun.name):$(context.task.name)\\n")
+              line = "py:$(context.taskRun.name):$(context.task.name)\\n"
+              open("/workspace/out", "w").write(line)
           - name: shell
             image: busybox
             script: |
-              echo "sh:$0" | sed 's|/.*/|/|' >> {out}
+              echo "sh:$0" | sed 's|/.*/|/|' >> /workspace/out
     """
     )
     assert run.exit_code == 0, run.log
@@ -326,8 +331,8 @@ def test_script_shebangs_and_context(tekton, tmp_path) -> None:  # type: ignore[
 
 
 def test_stepaction_by_ref(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    out = tmp_path / "out"
-    run = tekton(f"""
+    out = tmp_path / "runs" / "with-action" / "with-action" / "workspace" / "out"
+    run = tekton("""
     apiVersion: tekton.dev/v1beta1
     kind: StepAction
     metadata:
@@ -337,7 +342,7 @@ def test_stepaction_by_ref(tekton, tmp_path) -> None:  # type: ignore[no-untyped
         - name: who
           default: nobody
       image: alpine
-      script: echo "hello $(params.who)" > {out}
+      script: echo "hello $(params.who)" > /workspace/out
     ---
     apiVersion: tekton.dev/v1
     kind: TaskRun
@@ -415,28 +420,32 @@ def test_results_flow_between_tasks_and_into_pipeline_results(tekton) -> None:  
     ]
 
 
-def test_independent_tasks_run_in_parallel(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # Each task waits for the other's flag: only concurrent execution can succeed.
-    flags = tmp_path / "flags"
-    flags.mkdir()
+def test_independent_tasks_run_in_parallel(tekton) -> None:  # type: ignore[no-untyped-def]
+    # Each task waits for the other's flag in a shared workspace: only concurrency succeeds.
     task = """
           - name: {me}
+            workspaces: [{{name: flags, workspace: flags}}]
             taskSpec:
+              workspaces: [{{name: flags}}]
               steps:
                 - name: meet
                   image: alpine
                   script: |
-                    touch {flags}/{me}
-                    for i in $(seq 100); do [ -e {flags}/{other} ] && exit 0; sleep 0.1; done
+                    touch $(workspaces.flags.path)/{me}
+                    for i in $(seq 100); do
+                      [ -e $(workspaces.flags.path)/{other} ] && exit 0; sleep 0.1
+                    done
                     exit 1
     """
     run = tekton(
         PIPELINERUN.format(name="parallel")
         + """
+      workspaces: [{name: flags, emptyDir: {}}]
       pipelineSpec:
+        workspaces: [{name: flags}]
         tasks:"""
-        + task.format(me="a", other="b", flags=flags)
-        + task.format(me="b", other="a", flags=flags)
+        + task.format(me="a", other="b")
+        + task.format(me="b", other="a")
     )
     assert run.exit_code == 0, run.log
 
@@ -473,36 +482,38 @@ def test_when_expressions_skip_with_reason(tekton) -> None:  # type: ignore[no-u
 
 
 def test_failure_stops_the_dag_and_finally_sees_statuses(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    out = tmp_path / "finally.txt"
+    out = tmp_path / "runs" / "stop" / "stop-report" / "workspace" / "out"
     run = tekton(
         PIPELINERUN.format(name="stop")
-        + f"""
+        + """
       pipelineSpec:
         tasks:
           - name: ok
             taskSpec:
-              steps: [{{name: s, image: alpine, script: "true"}}]
+              steps: [{name: s, image: alpine, script: "true"}]
           - name: broken
             runAfter: [ok]
             taskSpec:
-              steps: [{{name: s, image: alpine, script: exit 2}}]
+              steps: [{name: s, image: alpine, script: exit 2}]
           - name: never
             runAfter: [broken]
             taskSpec:
-              steps: [{{name: s, image: alpine, script: "true"}}]
+              steps: [{name: s, image: alpine, script: "true"}]
         finally:
           - name: report
             params:
-              - {{name: all, value: $(tasks.status)}}
-              - {{name: ok, value: $(tasks.ok.status)}}
-              - {{name: broken, value: $(tasks.broken.status)}}
-              - {{name: never, value: $(tasks.never.status)}}
+              - {name: all, value: $(tasks.status)}
+              - {name: ok, value: $(tasks.ok.status)}
+              - {name: broken, value: $(tasks.broken.status)}
+              - {name: never, value: $(tasks.never.status)}
             taskSpec:
-              params: [{{name: all}}, {{name: ok}}, {{name: broken}}, {{name: never}}]
+              params: [{name: all}, {name: ok}, {name: broken}, {name: never}]
               steps:
                 - name: s
                   image: alpine
-                  script: echo "$(params.all) $(params.ok) $(params.broken) $(params.never)" > {out}
+                  script: |
+                    echo "$(params.all) $(params.ok) $(params.broken) $(params.never)" \\
+                      > /workspace/out
     """
     )
     assert run.exit_code == 1
@@ -513,20 +524,25 @@ def test_failure_stops_the_dag_and_finally_sees_statuses(tekton, tmp_path) -> No
 
 
 def test_retries(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    marker = tmp_path / "attempted"
+    # A retry is a new pod: only a workspace outlives an attempt.
+    marker = tmp_path / "runs" / "retry" / "workspaces" / "log" / "attempted"
     run = tekton(
         PIPELINERUN.format(name="retry")
-        + f"""
+        + """
+      workspaces: [{name: log, emptyDir: {}}]
       pipelineSpec:
+        workspaces: [{name: log}]
         tasks:
           - name: flaky
             retries: 2
+            workspaces: [{name: log, workspace: log}]
             taskSpec:
+              workspaces: [{name: log}]
               steps:
                 - name: s
                   image: alpine
                   script: |
-                    echo "$(context.task.retry-count)" >> {marker}
+                    echo "$(context.task.retry-count)" >> $(workspaces.log.path)/attempted
                     [ "$(context.task.retry-count)" = 1 ]
     """
     )
@@ -853,22 +869,35 @@ def test_sidecar_ready_before_steps_and_stopped_after(tekton, tmp_path) -> None:
 
 
 def test_args_only_steps_use_the_image_entrypoint(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    out = tmp_path / "out"
+    # Tekton runs the image's ENTRYPOINT, or its CMD when it has none, with the step's args.
+    out = tmp_path / "runs" / "entry" / "entry" / "workspace" / "out"
     run = tekton(
         TASKRUN.format(name="entry")
-        + f"""
+        + """
       taskSpec:
         steps:
-          - name: bash
-            image: docker.io/library/bash:5.2
-            args: [-c, "echo via-bash > {out}"]
+          - name: bash-option
+            image: docker.io/library/bash:5.2@sha256:"""
+        + "a" * 64
+        + """
+            args: [-c, "echo via-bash > /workspace/out"]
+          - name: bash-command
+            image: bash
+            args: [bash, -c, "echo via-bash-command >> /workspace/out"]
           - name: busybox
-            image: busybox
-            args: [sh, -c, "echo via-busybox >> {out}"]
+            image: mirror.gcr.io/busybox
+            args: [-c, "echo via-busybox >> /workspace/out"]
+          - name: ubuntu
+            image: mirror.gcr.io/ubuntu@sha256:"""
+        + "b" * 64
+        + """
+            args: [-c, "echo via-ubuntu >> /workspace/out"]
+          - name: nop
+            image: ghcr.io/tektoncd/pipeline/nop-8eac7c133edad5df719dc37b36b62482:latest
     """
     )
     assert run.exit_code == 0, run.log
-    assert out.read_text() == "via-bash\nvia-busybox\n"
+    assert out.read_text() == "via-bash\nvia-bash-command\nvia-busybox\nvia-ubuntu\n"
     unknown = tekton(
         TASKRUN.format(name="unknown")
         + """
@@ -880,37 +909,38 @@ def test_args_only_steps_use_the_image_entrypoint(tekton, tmp_path) -> None:  # 
     """
     )
     assert unknown.exit_code == 1
-    assert "cannot emulate the entrypoint of registry.example/tools/mystery:1.0" in unknown.log
+    assert "cannot tell what image registry.example/tools/mystery:1.0 runs" in unknown.log
 
 
 def test_propagated_params_and_results_in_embedded_specs(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    out = tmp_path / "out"
+    out = tmp_path / "runs" / "propagate" / "propagate-second" / "workspace" / "out"
     run = tekton(
         PIPELINERUN.format(name="propagate")
-        + f"""
+        + """
       params:
-        - {{name: greeting, value: hello}}
-        - {{name: shadowed, value: from-pipeline}}
+        - {name: greeting, value: hello}
+        - {name: shadowed, value: from-pipeline}
       pipelineSpec:
-        params: [{{name: greeting}}, {{name: shadowed}}]
+        params: [{name: greeting}, {name: shadowed}]
         tasks:
           - name: first
             taskSpec:
-              results: [{{name: word}}]
+              results: [{name: word}]
               steps:
                 - name: s
                   image: alpine
                   script: printf world > $(results.word.path)
           - name: second
             params:
-              - {{name: shadowed, value: from-task}}
+              - {name: shadowed, value: from-task}
             taskSpec:
-              params: [{{name: shadowed}}]
+              params: [{name: shadowed}]
               steps:
                 - name: s
                   image: alpine
                   script: |
-                    echo "$(params.greeting) $(tasks.first.results.word) $(params.shadowed)" > {out}
+                    echo "$(params.greeting) $(tasks.first.results.word) $(params.shadowed)" \\
+                      > /workspace/out
     """
     )
     assert run.exit_code == 0, run.log

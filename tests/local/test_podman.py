@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -177,11 +178,29 @@ def test_volumes_and_volume_mounts(tekton, runtime_image) -> None:  # type: igno
     assert run.results == {"seen": "warm fast s3cr3t"}
 
 
-def test_process_runner_refuses_volume_mounts(tekton) -> None:  # type: ignore[no-untyped-def]
+def test_process_runner_mounts_volumes_in_a_namespace(tekton) -> None:  # type: ignore[no-untyped-def]
+    # The same Task without containers: each step in its own mount namespace (bubblewrap).
+    run = tekton(VOLUMES.format(image="alpine"), "--require-confinement")
+    assert run.exit_code == 0, run.log
+    assert run.results == {"seen": "warm fast s3cr3t"}
+    assert not Path("/cache").exists()
+    assert not Path("/etc/settings").exists()
+
+
+def test_process_runner_without_a_namespace_refuses_volume_mounts(  # type: ignore[no-untyped-def]
+    tekton, monkeypatch
+) -> None:
+    from tekton_mlops.local import sandbox
+
+    monkeypatch.setattr(sandbox, "find", lambda: None)
     run = tekton(VOLUMES.format(image="alpine"))
     assert run.exit_code == 1
     assert run.condition["reason"] == "TaskRunValidationFailed"
-    assert "--runner podman" in run.condition["message"]
+    assert "install bubblewrap" in run.condition["message"]
+    assert "warning: steps are not confined" in run.log
+    refused = tekton(VOLUMES.format(image="alpine"), "--require-confinement")
+    assert refused.exit_code == 2
+    assert "cannot run in their own mount namespace" in refused.log
 
 
 def test_parallel_tasks_keep_their_own_mounts(tekton, runtime_image, tmp_path) -> None:  # type: ignore[no-untyped-def]

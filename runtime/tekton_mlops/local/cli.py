@@ -107,6 +107,37 @@ class Log:
     show_default=True,
     help="Where each run keeps its logs, results and workspaces.",
 )
+@click.option(
+    "--feature-flags",
+    "flags_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Tekton's feature-flags ConfigMap (YAML), e.g. results-from: sidecar-logs. A "
+    "ConfigMap named feature-flags in FILE works too; Tekton's defaults otherwise.",
+)
+@click.option(
+    "--pass-env",
+    "pass_env",
+    multiple=True,
+    metavar="NAME",
+    help="process runner: pass this variable of your environment to every step "
+    "(repeatable), e.g. AWS_PROFILE; steps otherwise see only what Tekton sets.",
+)
+@click.option(
+    "--host-path",
+    "host_paths",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Share a directory of this machine with every step, read-write at the same path, "
+    "as a hostPath volume would (repeatable): local data, a file:// model store. Steps see "
+    "the rest of the machine read-only and /tmp as their own.",
+)
+@click.option(
+    "--require-confinement",
+    is_flag=True,
+    help="process runner: fail when steps cannot run in their own mount namespace "
+    "(bubblewrap), instead of running them unconfined with a warning.",
+)
 def run(
     file: Path,
     output: str,
@@ -118,34 +149,42 @@ def run(
     catalogs: tuple[Path, ...],
     mirrors: tuple[str, ...],
     run_dir: Path,
+    flags_file: Path | None,
+    pass_env: tuple[str, ...],
+    host_paths: tuple[Path, ...],
+    require_confinement: bool,
 ) -> None:
-    """Run a tekton.dev/v1 TaskRun or PipelineRun from FILE on this machine.
+    """Run the tekton.dev/v1 TaskRuns and PipelineRuns in FILE on this machine.
 
     Other documents in FILE (Tasks, Pipelines, StepActions, ConfigMaps, Secrets) are applied
-    first. Exit 0 when the run succeeded, 1 when it failed, 2 when Tekton would reject it.
+    first, as `kubectl create -f` would; several runs in one file run side by side. Exit 0
+    when every run succeeded, 1 when one failed, 2 when Tekton would reject the file.
     """
     from tekton_mlops.local.cluster import Cluster
     from tekton_mlops.tekton.admission import admit, rejection
+    from tekton_mlops.tekton.flags import CONFIG_MAP, FeatureFlags, FlagError
 
     documents = [d for d in load_all(file.read_text()) if isinstance(d, dict)]
     runs = [d for d in documents if d.get("kind") in RUN_KINDS]
-    if len(runs) != 1:
-        click.echo(
-            f"error: {file} must hold exactly one TaskRun or PipelineRun, found {len(runs)}",
-            err=True,
-        )
+    if not runs:
+        click.echo(f"error: {file} holds no TaskRun or PipelineRun", err=True)
         sys.exit(2)
-    resource = runs[0]
-    if resource.get("apiVersion") != "tekton.dev/v1":
-        click.echo(
-            f"error: {file}: the local executor runs tekton.dev/v1 TaskRuns and PipelineRuns; "
-            f"this {resource.get('kind')} is {resource.get('apiVersion')}",
-            err=True,
-        )
+    for resource in runs:
+        if resource.get("apiVersion") != "tekton.dev/v1":
+            click.echo(
+                f"error: {file}: the local executor runs tekton.dev/v1 TaskRuns and PipelineRuns;"
+                f" this {resource.get('kind')} is {resource.get('apiVersion')}",
+                err=True,
+            )
+            sys.exit(2)
+    try:
+        flags = _feature_flags(flags_file, documents, CONFIG_MAP, FeatureFlags)
+    except FlagError as exc:
+        click.echo(f"error: feature flags: {exc}", err=True)
         sys.exit(2)
-    # Everything in the file is applied as `kubectl apply` would: refused documents stop the run.
+    # Everything in the file is admitted as `kubectl create` would: a refusal stops it all.
     for document in documents:
-        problems = admit(document)
+        problems = admit(document, flags)
         if problems:
             name = (document.get("metadata") or {}).get("name", "")
             click.echo(f"error: {document.get('kind')} {name}: {rejection(problems)}", err=True)
@@ -157,49 +196,112 @@ def run(
     for catalog in catalogs:
         cluster.apply_tree(catalog)
     for document in documents:
-        if document is not resource:
+        if document.get("kind") not in RUN_KINDS:
             cluster.apply(document)
 
-    meta = resource.setdefault("metadata", {})
-    if not meta.get("name"):
-        meta["name"] = (meta.get("generateName") or "run-") + os.urandom(3).hex()[:5]
     overrides = _pairs(params, "NAME")
-    spec = resource.setdefault("spec", {})
-    given = {p["name"]: p for p in spec.get("params") or []}
-    for name, value in overrides.items():
-        given[name] = {"name": name, "value": value}
-    spec["params"] = list(given.values())
+    for resource in runs:
+        meta = resource.setdefault("metadata", {})
+        if not meta.get("name"):
+            meta["name"] = (meta.get("generateName") or "run-") + os.urandom(3).hex()[:5]
+        spec = resource.setdefault("spec", {})
+        given = {p["name"]: p for p in spec.get("params") or []}
+        for name, value in overrides.items():
+            given[name] = {"name": name, "value": value}
+        spec["params"] = list(given.values())
 
     log = Log()
-    here = (run_dir / meta["name"]).resolve()
-    here.mkdir(parents=True, exist_ok=True)
-    step_runner = make_runner(runner, _pairs(image_maps, "REF"))
-    durations: dict[str, float] = {}
-    finished, ok = execute(
-        resource,
-        cluster,
-        step_runner,
-        here,
-        _pairs(workspace_dirs, "NAME"),
-        log,
-        durations,
-        tuple(overrides),
-    )
-    (here / f"{resource['kind'].lower()}.yaml").write_text(dump(finished))
-    summarize(finished, here, durations, log)
+    shared = tuple(_host_path(p) for p in host_paths)
+    step_runner = make_runner(runner, _pairs(image_maps, "REF"), pass_env, shared)
+    if runner == "process" and not step_runner.pod_paths:
+        if require_confinement:
+            click.echo(
+                "error: steps cannot run in their own mount namespace here (install "
+                "bubblewrap, or allow unprivileged user namespaces)",
+                err=True,
+            )
+            sys.exit(2)
+        log("warning: steps are not confined (no mount namespace: install bubblewrap); they "
+            "run as processes of this user and see this machine's files")  # fmt: skip
+
+    def one(resource: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        here = (run_dir / resource["metadata"]["name"]).resolve()
+        here.mkdir(parents=True, exist_ok=True)
+        durations: dict[str, float] = {}
+        finished, ok = execute(
+            resource,
+            cluster,
+            step_runner,
+            here,
+            _pairs(workspace_dirs, "NAME"),
+            log,
+            durations,
+            tuple(overrides),
+            flags,
+        )
+        (here / f"{resource['kind'].lower()}.yaml").write_text(dump(finished))
+        summarize(finished, here, durations, log)
+        return finished, ok
+
+    if len(runs) == 1:
+        outcomes = [one(runs[0])]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+            outcomes = list(pool.map(one, runs))
+    finished_runs = [finished for finished, _ in outcomes]
     if output == "yaml":
-        click.echo(dump(finished), nl=False)
+        click.echo("---\n".join(dump(f) for f in finished_runs), nl=False)
     elif output == "json":
-        click.echo(json.dumps(finished, indent=2))
-    sys.exit(0 if ok else 1)
+        shown: Any = (
+            finished_runs[0]
+            if len(finished_runs) == 1
+            else {"apiVersion": "v1", "kind": "List", "items": finished_runs}
+        )
+        click.echo(json.dumps(shown, indent=2))
+    sys.exit(0 if all(ok for _, ok in outcomes) else 1)
 
 
-def make_runner(kind: str, image_map: dict[str, str]) -> Any:
+def _feature_flags(
+    path: Path | None, documents: list[dict[str, Any]], name: str, flags_type: Any
+) -> Any:
+    """Flags from --feature-flags (a ConfigMap or plain key: value YAML) or the file's
+    own feature-flags ConfigMap; Tekton's defaults when neither is given."""
+    from tekton_mlops.yamlio import load
+
+    if path is not None:
+        document = load(path.read_text()) or {}
+        if document.get("kind") != "ConfigMap":
+            document = {"data": document}
+        return flags_type.from_config_map(document)
+    for document in documents:
+        if (
+            document.get("kind") == "ConfigMap"
+            and (document.get("metadata") or {}).get("name") == name
+        ):
+            return flags_type.from_config_map(document)
+    return flags_type()
+
+
+def _host_path(path: Path) -> Path:
+    path = path.resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def make_runner(
+    kind: str,
+    image_map: dict[str, str],
+    pass_env: tuple[str, ...] = (),
+    host_paths: tuple[Path, ...] = (),
+) -> Any:
     from tekton_mlops import __version__
-    from tekton_mlops.local.runner import ProcessRunner
+    from tekton_mlops.local.runner import Mount, ProcessRunner
 
+    shared = tuple(Mount(path, str(path)) for path in host_paths)
     if kind == "process":
-        return ProcessRunner(lambda line: None)
+        return ProcessRunner(lambda line: None, pass_env=pass_env, host_paths=shared)
     from tekton_mlops.local.podman import PodmanRunner
 
     defaults = {}
@@ -209,7 +311,7 @@ def make_runner(kind: str, image_map: dict[str, str]) -> Any:
     ):
         if pinned.is_file():
             defaults[pinned.read_text().strip()] = f"localhost/tekton-mlops-runtime:{__version__}"
-    return PodmanRunner(lambda line: None, defaults | image_map)
+    return PodmanRunner(lambda line: None, defaults | image_map, host_paths=shared)
 
 
 def execute(
@@ -221,6 +323,7 @@ def execute(
     log: Log,
     durations: dict[str, float],
     overrides: tuple[str, ...] = (),
+    flags: Any = None,
 ) -> tuple[dict[str, Any], bool]:
     from tekton_mlops.local.cluster import ResolutionError
     from tekton_mlops.local.pipelinerun import PipelineRunExecutor
@@ -231,7 +334,7 @@ def execute(
 
     spec = resource["spec"]
     name = resource["metadata"]["name"]
-    taskruns = TaskRunExecutor(cluster, step_runner, here, log)
+    taskruns = TaskRunExecutor(cluster, step_runner, here, log, flags)
     taskruns.durations = durations  # filled as TaskRuns finish, read by the summary
     kind = resource["kind"]
     log(f"{kind} {name} started (logs in {here})")

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tekton_mlops.local.runner import StepInvocation, StepOutcome, watch
+from tekton_mlops.local.runner import Mount, StepInvocation, StepOutcome, watch
 
 CONTAINERS_CONF = Path(__file__).resolve().parents[3] / "hack" / "containers.conf"
 
@@ -27,10 +27,17 @@ class PodmanRunner:
     """Runs steps with ``podman run``; the same interface as ProcessRunner."""
 
     in_container = True
+    pod_paths = True
 
-    def __init__(self, echo: Callable[[str], None], image_map: dict[str, str]) -> None:
+    def __init__(
+        self,
+        echo: Callable[[str], None],
+        image_map: dict[str, str],
+        host_paths: tuple[Mount, ...] = (),
+    ) -> None:
         self.echo = echo
         self.image_map = image_map
+        self.host_paths = host_paths
         self.env = dict(os.environ)
         if CONTAINERS_CONF.is_file() and "CONTAINERS_CONF" not in self.env:
             self.env["CONTAINERS_CONF"] = str(CONTAINERS_CONF)
@@ -68,7 +75,7 @@ class PodmanRunner:
         ]
         if step.user:
             argv += ["--user", step.user]
-        for mount in step.mounts:
+        for mount in (*self.host_paths, *step.mounts):
             mode = "ro" if mount.read_only else "rw"
             argv += ["--volume", f"{mount.source}:{mount.target}:{mode}"]
         argv += ["--volume", f"{scripts_dir}:/tekton/scripts:ro"]
@@ -110,6 +117,14 @@ class PodmanRunner:
             )
 
         return watch(process, step, started, self.echo, kill)
+
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        process.terminate()  # podman passes the signal on to the container
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def start(self, step: StepInvocation, scripts_dir: Path) -> subprocess.Popen[bytes] | None:
         image = self.image(step.image)

@@ -1,16 +1,19 @@
-"""Runners execute one resolved step: ``process`` on this machine (``podman`` to come).
+"""Runners execute one resolved step: ``process`` here, ``podman`` in a container.
 
 The process runner treats the runtime image as this installation: ``tekton-mlops``
-and the venv's ``python3`` come first on PATH. Scripts run as Tekton runs them:
-a script with a shebang is executed as a file, one without runs under ``sh``.
-Steps of other images run their command or script with the local tools, and
-the log says so.
+and the venv's ``python3`` come first on PATH. Scripts run as Tekton runs them: a
+script with a shebang is executed by that interpreter, one without by the image's
+``/bin/sh`` (``images.py`` knows which). Where a mount namespace can be made
+(``sandbox.py``), each step sees a pod's filesystem: its workspaces and volumes at
+their mount paths, ``/tekton/…``, ``/workspace``, and the host read-only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -22,41 +25,6 @@ from typing import IO, Any, Protocol
 
 #: Exit code reported for a step stopped by its timeout (SIGKILL, as a container).
 TIMEOUT_EXIT = 137
-
-#: What common images run when a step gives only args: their ENTRYPOINT (empty when the image
-#: has none, so the first arg is the program, as Kubernetes runs it).
-ENTRYPOINTS: dict[str, list[str]] = {
-    "bash": ["bash"],
-    "busybox": [],
-    "alpine": [],
-    "ubuntu": [],
-    "debian": [],
-    "python": [],
-    "runtime": ["tekton-mlops"],  # this project's runtime image
-}
-
-
-def _image_name(image: str) -> str:
-    return image.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
-
-
-def image_entrypoint(image: str) -> list[str] | None:
-    """The emulated ENTRYPOINT of an image, or None when it is unknown."""
-    return ENTRYPOINTS.get(_image_name(image))
-
-
-def script_shell(image: str) -> list[str]:
-    """The shell that runs a script without a shebang in that image.
-
-    alpine and busybox run busybox ash, which accepts bash's [[ ]]; where busybox is not
-    installed here, bash is the closer stand-in than dash.
-    """
-    name = _image_name(image)
-    if name == "bash":
-        return ["bash"]
-    if name in ("alpine", "busybox"):
-        return ["busybox", "sh"] if shutil.which("busybox") else ["bash"]
-    return ["sh"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +51,7 @@ class StepInvocation:
     deadline: float | None  # time.monotonic() value, or None
     mounts: tuple[Mount, ...] = ()
     user: str = ""
+    tmp_dir: Path | None = None  # the pod's private /tmp
 
 
 @dataclass(frozen=True)
@@ -97,6 +66,8 @@ class StepRunner(Protocol):
     """What the TaskRun engine needs of a runner (process or podman)."""
 
     in_container: bool
+    #: Steps see a pod's paths (/workspace, /tekton/…, mount paths), not this machine's.
+    pod_paths: bool
 
     def base_env(self, home: Path, results_dir: Path) -> dict[str, str]: ...
 
@@ -107,6 +78,10 @@ class StepRunner(Protocol):
     def run(self, step: StepInvocation, scripts_dir: Path) -> StepOutcome: ...
 
     def start(self, step: StepInvocation, scripts_dir: Path) -> subprocess.Popen[bytes] | None: ...
+
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        """Stop a sidecar (and what it started): SIGTERM, then SIGKILL after 10 s."""
+        ...
 
 
 def watch(
@@ -144,14 +119,28 @@ def _pump(stream: IO[bytes], log: IO[bytes], echo: Callable[[str], None]) -> Non
 
 
 class ProcessRunner:
-    """Runs steps as local processes."""
+    """Runs steps as local processes, each in its own mount namespace where one can be made."""
 
-    #: Paths in a step are this machine's paths, not a container's.
     in_container = False
 
-    def __init__(self, echo: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        echo: Callable[[str], None],
+        confine: bool = True,
+        pass_env: tuple[str, ...] = (),
+        host_paths: tuple[Mount, ...] = (),
+    ) -> None:
+        from tekton_mlops.local.sandbox import find
+
         self.echo = echo
         self.bin_dir = str(Path(sys.executable).parent)
+        self.sandbox = find() if confine else None
+        self.pass_env = pass_env
+        self.host_paths = host_paths
+
+    @property
+    def pod_paths(self) -> bool:
+        return self.sandbox is not None
 
     def note(self, step: StepInvocation, text: str) -> None:
         """A message of the runner's own, kept in the step's log."""
@@ -160,55 +149,79 @@ class ProcessRunner:
         self.echo(text)
 
     def unsupported(self, spec: dict[str, Any], steps: list[dict[str, Any]]) -> str:
+        if self.sandbox is not None:
+            return ""
         mounting = [
             s.get("name") for s in [*steps, *(spec.get("sidecars") or [])] if s.get("volumeMounts")
         ]
         if mounting:
             return (
                 f"steps {mounting} mount volumes at absolute paths, which the process runner "
-                "cannot do; run with --runner podman"
+                "cannot do without a mount namespace (install bubblewrap); or run with "
+                "--runner podman"
             )
         return ""
 
     def base_env(self, home: Path, results_dir: Path) -> dict[str, str]:
-        # A container starts with little: no developer credentials leak into steps.
-        keep = ("LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "PYTHONHASHSEED")
+        # What a container starts with: no developer credentials leak into steps, only
+        # what Tekton sets and what --pass-env names.
+        keep = ("LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "PYTHONHASHSEED", *self.pass_env)
         env = {k: os.environ[k] for k in keep if k in os.environ}
         env["PATH"] = os.pathsep.join([self.bin_dir, os.environ.get("PATH", "/usr/bin:/bin")])
-        env["HOME"] = str(home)
-        env["TEKTON_RESULTS_DIR"] = str(results_dir)
+        env["HOME"] = "/tekton/home" if self.pod_paths else str(home)
+        env["TEKTON_RESULTS_DIR"] = "/tekton/results" if self.pod_paths else str(results_dir)
         env["PYTHONUNBUFFERED"] = "1"
+        if not self.pod_paths and "TMPDIR" in os.environ:
+            env["TMPDIR"] = os.environ["TMPDIR"]
         return env
 
     def argv(self, step: StepInvocation, scripts_dir: Path) -> list[str] | None:
         """The command line; None when an args-only step's image cannot be emulated."""
+        from tekton_mlops.local.images import interpreter, shell_for, step_argv
+
         if step.script:
             script = scripts_dir / f"script-{step.name}"
             text = step.script
-            # Scripts may name Tekton's mounts directly; this step's own directories stand in.
-            text = text.replace("/tekton/results", step.env["TEKTON_RESULTS_DIR"])
-            text = text.replace("/tekton/home", step.env["HOME"])
-            script.write_text(text)
-            script.chmod(0o755)
+            if not self.pod_paths:
+                # Without a namespace, this TaskRun's own directories stand in for Tekton's.
+                text = text.replace("/tekton/results", step.env["TEKTON_RESULTS_DIR"])
+                text = text.replace("/tekton/home", step.env["HOME"])
+            _write_script(script, text)
+            inside = f"/tekton/scripts/script-{step.name}" if self.pod_paths else str(script)
             if text.startswith("#!"):
-                return [str(script), *step.args]
-            return [*script_shell(step.image), str(script), *step.args]
+                shebang = text.split("\n", 1)[0]
+                program = interpreter(shebang, step.image, step.env.get("PATH"))
+                return [*program, inside, *step.args]
+            return [*shell_for(step.image), inside, *step.args]
         if step.command:
             return [*step.command, *step.args]
-        entrypoint = image_entrypoint(step.image)
-        return None if entrypoint is None else [*entrypoint, *step.args]
+        return step_argv(step.image, step.args)
+
+    def _wrapped(self, argv: list[str], step: StepInvocation, scripts_dir: Path) -> list[str]:
+        if self.sandbox is None:
+            return argv
+        tmp = step.tmp_dir or scripts_dir.parent / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        mounts = (
+            *self.host_paths,
+            *step.mounts,
+            Mount(scripts_dir, "/tekton/scripts", read_only=True),
+        )
+        keep = (sys.prefix, sys.base_prefix, os.getcwd())
+        return self.sandbox.wrap(argv, mounts, str(step.working_dir), str(tmp), keep)
 
     def start(self, step: StepInvocation, scripts_dir: Path) -> subprocess.Popen[bytes] | None:
         """Start a sidecar in the background; None when it cannot be started."""
         argv = self.argv(step, scripts_dir)
         if not argv:
             return None
-        step.working_dir.mkdir(parents=True, exist_ok=True)
+        if not self.pod_paths:
+            step.working_dir.mkdir(parents=True, exist_ok=True)
         log = step.log_file.open("ab")
         try:
             return subprocess.Popen(
-                argv,
-                cwd=step.working_dir,
+                self._wrapped(argv, step, scripts_dir),
+                cwd=None if self.pod_paths else step.working_dir,
                 env=step.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -219,26 +232,39 @@ class ProcessRunner:
         finally:
             log.close()
 
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        # The sidecar leads its own process group (a new session): its children go with it.
+        signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            signal_group(process, signal.SIGKILL)
+            process.wait()
+
     def run(self, step: StepInvocation, scripts_dir: Path) -> StepOutcome:
         argv = self.argv(step, scripts_dir)
         started = time.time()
-        step.working_dir.mkdir(parents=True, exist_ok=True)
+        if not self.pod_paths:
+            step.working_dir.mkdir(parents=True, exist_ok=True)
         if argv is None:
             self.note(
                 step,
-                f"the process runner cannot emulate the entrypoint of {step.image}; "
-                "give the step a command or a script",
+                f"the process runner cannot tell what image {step.image} runs without a "
+                "command; give the step a command or a script, or pull the image into podman",
             )
             return StepOutcome(127, False, started, time.time())
-        if not step.script and argv and shutil.which(argv[0], path=step.env.get("PATH")) is None:
-            self.note(
-                step, f"{argv[0]}: command not found (image {step.image} is emulated locally)"
-            )
+        program = argv[0]
+        if (
+            not step.script
+            and not program.startswith("/")
+            and shutil.which(program, path=step.env.get("PATH")) is None
+        ):
+            self.note(step, f"{program}: command not found (image {step.image} is emulated here)")
             return StepOutcome(127, False, started, time.time())
         try:
             process = subprocess.Popen(
-                argv,
-                cwd=step.working_dir,
+                self._wrapped(argv, step, scripts_dir),
+                cwd=None if self.pod_paths else step.working_dir,
                 env=step.env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -248,3 +274,16 @@ class ProcessRunner:
             self.note(step, f"cannot start step: {exc}")
             return StepOutcome(127, False, started, time.time())
         return watch(process, step, started, self.echo, lambda: os.killpg(process.pid, 9))
+
+
+def signal_group(process: subprocess.Popen[bytes], number: int) -> None:
+    """Signal a process's whole group; it may have ended already."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, number)
+
+
+def _write_script(path: Path, text: str) -> None:
+    """Write a script for its interpreter to read (see ``images.interpreter``: the runner
+    never executes script files, which is what makes parallel steps safe from ETXTBSY)."""
+    path.write_text(text)
+    path.chmod(0o755)

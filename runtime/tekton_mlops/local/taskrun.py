@@ -136,7 +136,9 @@ class TaskRunExecutor:
             check_sub_paths(plan.spec, workspaces, substitute(steps, param_table))
             first = f"step-{step_name(steps[0], 0)}" if steps else "step-unnamed-0"
             pod.workspace_paths = resolve_workspaces(plan.spec, workspaces, first)
-            pod.volumes = make_volumes(plan.spec, pod.here, self.cluster)
+            # Volume names and sources may use params ($(params.config) as a ConfigMap name).
+            volumes_spec = {"volumes": substitute(plan.spec.get("volumes") or [], param_table)}
+            pod.volumes = make_volumes(volumes_spec, pod.here, self.cluster)
         except PodInvalid as exc:
             maybe = (
                 f"missing or invalid Task {defaults.NAMESPACE}/{plan.task_name}"
@@ -156,7 +158,7 @@ class TaskRunExecutor:
         unsupported = self.runner.unsupported(plan.spec, steps)
         if unsupported:
             return finish(False, "TaskRunValidationFailed", unsupported)
-        if self.runner.in_container:
+        if self.runner.pod_paths:
             pod.mounts = container_mounts(plan.spec, pod)
         table = self._table(plan, param_table, pod, uid)
         # Later steps see earlier steps' results: the table grows as steps finish.
@@ -227,7 +229,7 @@ class TaskRunExecutor:
         log_name: str = "",
     ) -> StepInvocation:
         env = self.runner.base_env(pod.home, pod.results_dir) | step_env(step, self.cluster)
-        default_dir = "/workspace" if self.runner.in_container else str(pod.here / "workspace")
+        default_dir = "/workspace" if self.runner.pod_paths else str(pod.here / "workspace")
         user = (step.get("securityContext") or {}).get("runAsUser")
         return StepInvocation(
             name=name,
@@ -241,22 +243,17 @@ class TaskRunExecutor:
             deadline=deadline,
             mounts=pod.mounts + volume_mounts(step, index, pod.volumes),
             user="" if user is None else str(user),
+            tmp_dir=pod.here / "tmp",
         )
 
-    @staticmethod
-    def _stop(sidecars: list[tuple[str, Any]], status: dict[str, Any]) -> None:
+    def _stop(self, sidecars: list[tuple[str, Any]], status: dict[str, Any]) -> None:
         """Stop sidecars once the steps are done, as Tekton does, and record how they ended."""
         states = []
         for name, process in sidecars:
             code = 1 if process is None else process.poll()
             if code is None:  # still running: stopped the way Tekton stops it, ending with 0
                 assert process is not None
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except Exception:  # noqa: BLE001 - a sidecar that ignores SIGTERM gets killed
-                    process.kill()
-                    process.wait()
+                self.runner.stop(process)
                 code = 0
             states.append(
                 {
@@ -298,7 +295,7 @@ class TaskRunExecutor:
                 continue
             own = pod.steps_dir / container
             (own / "results").mkdir(parents=True, exist_ok=True)
-            inside = Path(defaults.STEPS_DIR) / container if self.runner.in_container else own
+            inside = Path(defaults.STEPS_DIR) / container if self.runner.pod_paths else own
             step_table = {
                 **table,
                 **{
@@ -365,7 +362,7 @@ class TaskRunExecutor:
         table: dict[str, Value] = dict(param_table)
         # $(inputs.params.x): the v1beta1 spelling Tekton still substitutes.
         table |= {f"inputs.{k}": v for k, v in param_table.items()}
-        inside = self.runner.in_container
+        inside = self.runner.pod_paths
         table |= {
             "context.taskRun.name": plan.name,
             "context.taskRun.namespace": defaults.NAMESPACE,
