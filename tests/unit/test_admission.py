@@ -43,8 +43,8 @@ def task_run(spec: str) -> dict[str, Any]:
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     "decode: unknown field": (
         pipeline(f"  tasks: [{{name: a, runAfter: [], taskSpec: {{steps: [{STEP}]}}}}]"),
-        pipeline(f"  tasks: [{{name: a, runafter: [], taskSpec: {{steps: [{STEP}]}}}}]"),
-        'strict decoding error: unknown field "spec.tasks[0].runafter"',
+        pipeline(f"  tasks: [{{name: a, runAftr: [], taskSpec: {{steps: [{STEP}]}}}}]"),
+        'strict decoding error: unknown field "spec.tasks[0].runAftr"',
     ),
     "decode: wrong type": (
         task(f"  steps: [{STEP}]"),
@@ -313,6 +313,13 @@ def test_accepted_and_refused_as_tekton(case: str) -> None:
     assert problems, f"{case}: refused document was admitted"
     text = rejection(problems)
     assert line in text.removeprefix(f"{WEBHOOK}: validation failed: ").splitlines(), text
+
+
+def test_field_names_match_without_regard_to_case_as_go_decodes_them() -> None:
+    document = pipeline(f"  Tasks: [{{name: a, runafter: [], TaskSpec: {{steps: [{STEP}]}}}}]")
+    assert admit(document) == []
+    assert document["spec"]["tasks"][0]["taskSpec"]["steps"][0]["name"] == "s"
+    assert "runAfter" in document["spec"]["tasks"][0]
 
 
 def test_webhook_wording_merges_and_sorts_like_knative() -> None:

@@ -297,7 +297,8 @@ def make_runner(
     host_paths: tuple[Path, ...] = (),
 ) -> Any:
     from tekton_mlops import __version__
-    from tekton_mlops.local.runner import Mount, ProcessRunner
+    from tekton_mlops.local.mount import Mount
+    from tekton_mlops.local.runner import ProcessRunner
 
     shared = tuple(Mount(path, str(path)) for path in host_paths)
     if kind == "process":
@@ -331,6 +332,7 @@ def execute(
     from tekton_mlops.local.taskrun import TaskRunExecutor, TaskRunPlan
     from tekton_mlops.local.workspaces import bind_workspaces
     from tekton_mlops.tekton.durations import parse_duration, timestamp
+    from tekton_mlops.tekton.pipeline_rules import propagate_workspaces
 
     spec = resource["spec"]
     name = resource["metadata"]["name"]
@@ -347,11 +349,14 @@ def execute(
                 task = cluster.resolve("Task", spec["taskRef"])
                 task_spec, task_name = task.get("spec") or {}, task["metadata"]["name"]
         else:
-            pipeline_spec = (
-                spec["pipelineSpec"]
-                if "pipelineSpec" in spec
-                else cluster.resolve("Pipeline", spec["pipelineRef"]).get("spec") or {}
-            )
+            if "pipelineSpec" in spec:
+                # An embedded spec sees the run's workspaces without declaring them.
+                bound = {str(b.get("name")) for b in spec.get("workspaces") or []}
+                pipeline_spec = propagate_workspaces(spec["pipelineSpec"], bound)
+            else:
+                referenced = cluster.resolve("Pipeline", spec["pipelineRef"]).get("spec") or {}
+                # Its own workspaces still reach its embedded taskSpecs undeclared.
+                pipeline_spec = propagate_workspaces(referenced, set())
         resolved = task_spec if kind == "TaskRun" else pipeline_spec
         warn_undeclared(overrides, resolved, kind)
     except ResolutionError as exc:

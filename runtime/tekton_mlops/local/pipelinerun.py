@@ -426,9 +426,17 @@ class PipelineRunExecutor:
             if "taskSpec" in task
             else state.spec
         )
+        passed = {p["name"]: p["value"] for p in params}
+        if "taskSpec" in task:
+            declared = {p["name"] for p in state.spec.get("params") or []}
+            for name, value in passed.items():
+                outer = table.get(f"params.{name}")
+                if name not in declared and isinstance(value, dict) and isinstance(outer, dict):
+                    # A propagated object merges key by key; the task's keys win.
+                    passed[name] = {**outer, **value}
         plans = []
         for index, combo in enumerate(combos):
-            given = {p["name"]: p["value"] for p in params} | combo
+            given = passed | combo
             suffix = f"-{index}" if "matrix" in task else ""
             plans.append(
                 TaskRunPlan(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tekton_mlops.local.cluster import Cluster, ResolutionError
-from tekton_mlops.local.runner import Mount
+from tekton_mlops.local.mount import Mount
 from tekton_mlops.local.workspaces import (
     PodInvalid,
     Workspace,

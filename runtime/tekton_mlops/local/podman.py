@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tekton_mlops.local.runner import Mount, StepInvocation, StepOutcome, watch
+from tekton_mlops.local.mount import Mount
+from tekton_mlops.local.runner import StepInvocation, StepOutcome, watch
 
 CONTAINERS_CONF = Path(__file__).resolve().parents[3] / "hack" / "containers.conf"
 

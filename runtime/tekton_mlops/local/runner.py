@@ -23,17 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from tekton_mlops.local.mount import Mount
+
 #: Exit code reported for a step stopped by its timeout (SIGKILL, as a container).
 TIMEOUT_EXIT = 137
-
-
-@dataclass(frozen=True)
-class Mount:
-    """A local directory and where a container sees it."""
-
-    source: Path
-    target: str
-    read_only: bool = False
 
 
 @dataclass(frozen=True)

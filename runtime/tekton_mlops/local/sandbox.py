@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import PurePosixPath
 
-from tekton_mlops.local.runner import Mount
+from tekton_mlops.local.mount import Mount
 
 #: Top-level host paths a namespace makes for itself rather than binding.
 OWN = {"proc", "dev", "tmp", "sys"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tekton_mlops.local.cluster import Cluster, ResolutionError
+from tekton_mlops.tekton.defaults import param_type, value_type
 from tekton_mlops.tekton.resolution import resolve_params
 from tekton_mlops.tekton.variables import Value, substitute
 
@@ -22,8 +23,15 @@ def merge_template(step: dict[str, Any], template: dict[str, Any]) -> dict[str, 
     return merged
 
 
-def inline_step_action(step: dict[str, Any], cluster: Cluster) -> dict[str, Any]:
-    """A step that references a StepAction, as the step the action describes."""
+def inline_step_action(
+    step: dict[str, Any], cluster: Cluster, task_params: dict[str, Value] | None = None
+) -> dict[str, Any]:
+    """A step that references a StepAction, as the step the action describes.
+
+    The step's params may read the TaskRun's (``$(params.list[*])`` stays an array); a
+    value that does not come out as the type the action declares is dropped for the
+    action's default, when it has one.
+    """
     action = cluster.get("StepAction", step["ref"].get("name", ""))
     if action is None:
         raise ResolutionError(
@@ -31,7 +39,11 @@ def inline_step_action(step: dict[str, Any], cluster: Cluster) -> dict[str, Any]
             f'stepactions.tekton.dev "{step["ref"].get("name")}" not found',
         )
     spec = action.get("spec") or {}
-    given = {p["name"]: p["value"] for p in step.get("params") or []}
+    given = {p["name"]: substitute(p["value"], task_params or {}) for p in step.get("params") or []}
+    for param in spec.get("params") or []:
+        name = param["name"]
+        if name in given and "default" in param and value_type(given[name]) != param_type(param):
+            del given[name]
     values, problems = resolve_params(spec, given)
     if problems:
         raise ResolutionError("TaskRunValidationFailed", "; ".join(problems))

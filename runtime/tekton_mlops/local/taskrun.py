@@ -30,7 +30,12 @@ from tekton_mlops.tekton.defaults import step_name, value_type, workspace_mount_
 from tekton_mlops.tekton.durations import format_duration, timestamp
 from tekton_mlops.tekton.flags import FeatureFlags
 from tekton_mlops.tekton.resolution import resolve_params
-from tekton_mlops.tekton.variables import Value, substitute, substitute_string
+from tekton_mlops.tekton.variables import (
+    Value,
+    substitute,
+    substitute_in_passes,
+    substitute_string,
+)
 
 
 @dataclass
@@ -118,15 +123,24 @@ class TaskRunExecutor:
                     "TaskRunValidationFailed",
                     f'declared workspace "{declared["name"]}" is required but has not been bound',
                 )
-        template = plan.spec.get("stepTemplate") or {}
-        try:
-            steps = [
-                merge_template(inline_step_action(s, self.cluster) if "ref" in s else s, template)
-                for s in plan.spec.get("steps") or []
-            ]
-        except ResolutionError as exc:
-            return finish(False, exc.reason, str(exc))
         param_table: dict[str, Value] = {f"params.{k}": v for k, v in values.items()}
+        template = plan.spec.get("stepTemplate") or {}
+        # A step that references a StepAction is made when it runs: its params may read the
+        # results of the steps before it. That the action exists is checked now.
+        steps = [
+            s if "ref" in s else merge_template(s, template) for s in plan.spec.get("steps") or []
+        ]
+        for step in steps:
+            if (
+                "ref" in step
+                and self.cluster.get("StepAction", step["ref"].get("name", "")) is None
+            ):
+                missing = step["ref"].get("name")
+                return finish(
+                    False,
+                    "TaskRunResolutionFailed",
+                    f'stepactions.tekton.dev "{missing}" not found',
+                )
         workspaces = {
             name: Workspace(w.root, w.claim, w.volume, substitute_string(w.sub_path, param_table))
             for name, w in plan.workspaces.items()
@@ -170,7 +184,7 @@ class TaskRunExecutor:
         sidecars = []
         try:
             for index, raw in enumerate(plan.spec.get("sidecars") or []):
-                sidecar = substitute(raw, table)
+                sidecar = substitute_in_passes(raw, table)
                 name = sidecar.get("name", "sidecar")
                 invocation = self._invocation(
                     pod, sidecar, index, name, None, log_name=f"sidecar-{name}"
@@ -180,7 +194,9 @@ class TaskRunExecutor:
                 if process is None or not wait_ready(sidecar.get("readinessProbe"), process):
                     return finish(False, "Failed", f'sidecar "{name}" did not become ready')
                 self.log(f"  sidecar {plan.name}/{name} ready")
-            failed_step, timed_out = self._steps(plan, pod, steps, table, deadline, status)
+            failed_step, timed_out = self._steps(
+                plan, pod, steps, table, deadline, status, template
+            )
         except ResolutionError as exc:
             return finish(False, exc.reason, f"Failed to create pod due to config error: {exc}")
         finally:
@@ -276,6 +292,7 @@ class TaskRunExecutor:
         table: dict[str, Value],
         deadline: float | None,
         status: dict[str, Any],
+        template: dict[str, Any],
     ) -> tuple[str, bool]:
         """Run the steps in order; return the failure message (or "") and whether time ran out."""
         failed_step = ""
@@ -293,6 +310,8 @@ class TaskRunExecutor:
                     }
                 )
                 continue
+            if "ref" in raw:
+                raw = merge_template(inline_step_action(raw, self.cluster, table), template)
             own = pod.steps_dir / container
             (own / "results").mkdir(parents=True, exist_ok=True)
             inside = Path(defaults.STEPS_DIR) / container if self.runner.pod_paths else own
@@ -303,7 +322,7 @@ class TaskRunExecutor:
                     for r in raw.get("results") or []
                 },
             }
-            step = substitute(raw, step_table)
+            step = substitute_in_passes(raw, step_table)
             invocation = self._invocation(pod, step, index, name, deadline)
             self.log(f"  step {plan.name}/{name} started")
             outcome = self.runner.run(invocation, pod.scripts)

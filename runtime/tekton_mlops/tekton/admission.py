@@ -128,7 +128,10 @@ def _run(spec: dict[str, Any], ref: str, inline: str, flags: FeatureFlags) -> li
             problems += check_task_spec(embedded, ("spec", inline), flags, given)
         else:
             scope = propagated_scope(params, embedded)
-            problems += check_pipeline_spec(embedded, ("spec", inline), flags, scope)
+            run_workspaces = {str(b.get("name")) for b in spec.get("workspaces") or []}
+            problems += check_pipeline_spec(
+                embedded, ("spec", inline), flags, scope, run_workspaces
+            )
     problems += _timeouts(spec)
     return problems
 

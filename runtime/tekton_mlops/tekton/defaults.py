@@ -16,11 +16,14 @@ STEPS_DIR = "/tekton/steps"
 
 
 def param_type(spec: dict[str, Any]) -> str:
-    """A ParamSpec's type: as declared, else the type of its default, else string."""
+    """A ParamSpec's type: as declared, else that of its default, else object when it lists
+    properties, else string (Tekton's ParamSpec defaulting)."""
     declared = spec.get("type")
     if declared:
         return str(declared)
-    return value_type(spec["default"]) if "default" in spec else "string"
+    if "default" in spec:
+        return value_type(spec["default"])
+    return "object" if spec.get("properties") else "string"
 
 
 def value_type(value: Any) -> str:

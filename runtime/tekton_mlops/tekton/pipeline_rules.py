@@ -89,12 +89,18 @@ def _join(at: Path) -> str:
 
 
 def check_pipeline_spec(
-    spec: dict[str, Any], at: Path, flags: FeatureFlags, scope: Params | None = None
+    spec: dict[str, Any],
+    at: Path,
+    flags: FeatureFlags,
+    scope: Params | None = None,
+    run_workspaces: set[str] | None = None,
 ) -> list[Problem]:
     """Everything ``PipelineSpec.Validate`` refuses in ``spec`` (found at ``at``).
 
     ``scope`` holds params propagated from a PipelineRun into an embedded spec; they are
     visible to embedded taskSpecs (a standalone Pipeline propagates nothing).
+    ``run_workspaces`` are the workspaces a PipelineRun binds, which propagate into its
+    embedded spec as if declared.
     """
     tasks = spec.get("tasks") or []
     finals = spec.get("finally") or []
@@ -113,7 +119,7 @@ def check_pipeline_spec(
     params = params_by_name(spec.get("params"))
     problems = check_params(spec.get("params"), at, flags)
     problems += _names(tasks, finals, at, flags)
-    problems += _pipeline_workspaces(spec, at)
+    problems += _pipeline_workspaces(spec, at, run_workspaces or set())
     names = {str(t.get("name")) for t in tasks}
     final_names = {str(t.get("name")) for t in finals}
     for group, members in (("tasks", tasks), ("finally", finals)):
@@ -207,7 +213,7 @@ def _names(
     return problems
 
 
-def _pipeline_workspaces(spec: dict[str, Any], at: Path) -> list[Problem]:
+def _pipeline_workspaces(spec: dict[str, Any], at: Path, propagated: set[str]) -> list[Problem]:
     problems: list[Problem] = []
     declared: set[str] = set()
     for index, workspace in enumerate(spec.get("workspaces") or []):
@@ -227,7 +233,7 @@ def _pipeline_workspaces(spec: dict[str, Any], at: Path) -> list[Problem]:
             for number, binding in enumerate(task.get("workspaces") or []):
                 where = (*at, group, index, "workspaces", number)
                 source = str(binding.get("workspace") or binding.get("name"))
-                if source not in declared:
+                if source not in declared and source not in propagated:
                     problems.append(
                         Problem(
                             "reference",
@@ -472,15 +478,23 @@ def propagated_scope(run_params: list[dict[str, Any]], spec: dict[str, Any]) -> 
     """What an embedded taskSpec of a PipelineRun's pipelineSpec may use without declaring it:
     the run's params, the Pipeline's, and every pipeline task's (Tekton's inline validation)."""
     scope: dict[str, dict[str, Any]] = {}
+
+    def add(name: str, typed: dict[str, Any]) -> None:
+        known = scope.get(name)
+        if known and known.get("type") == "object" and typed.get("type") == "object":
+            # Object params merge key by key across the run and its tasks.
+            typed = {**typed, "properties": {**known["properties"], **typed["properties"]}}
+        scope[name] = typed
+
     for group in ("tasks", "finally"):
         for task in spec.get(group) or []:
             for param in task.get("params") or []:
-                scope.setdefault(str(param.get("name")), _typed(param.get("value")))
+                add(str(param.get("name")), _typed(param.get("value")))
             for param in (task.get("matrix") or {}).get("params") or []:
                 # A matrix param is a string in each TaskRun, whatever array feeds it.
                 scope.setdefault(str(param.get("name")), {"type": "string"})
     for param in run_params:
-        scope[str(param.get("name"))] = _typed(param.get("value"))
+        add(str(param.get("name")), _typed(param.get("value")))
     scope.update(params_by_name(spec.get("params")))
     return scope
 
@@ -494,3 +508,59 @@ def _typed(value: Any) -> dict[str, Any]:
 
 
 __all__ = ["check_pipeline_spec", "dependencies", "parse", "propagated_scope", "task_fields"]
+
+
+WORKSPACE_REF = re.compile(r"\$\(workspaces\.([^.)]+)\.")
+
+
+def propagate_workspaces(spec: dict[str, Any], bound: set[str]) -> dict[str, Any]:
+    """An embedded pipelineSpec with the PipelineRun's workspaces propagated, as Tekton does.
+
+    Workspaces the run binds are declared by the Pipeline; an embedded taskSpec whose steps,
+    step template or sidecars use ``$(workspaces.<w>…)`` of one it neither declares nor is
+    given gets the declaration and the binding.
+    """
+    propagated = dict(spec)
+    declared = [dict(w) for w in spec.get("workspaces") or []]
+    names = {str(w.get("name")) for w in declared}
+    declared += [{"name": name} for name in sorted(bound - names)]
+    if declared:
+        propagated["workspaces"] = declared
+    available = names | bound
+    for group in ("tasks", "finally"):
+        tasks = []
+        for task in spec.get(group) or []:
+            task = dict(task)
+            inline = task.get("taskSpec")
+            if isinstance(inline, dict):
+                own = {str(w.get("name")) for w in inline.get("workspaces") or []}
+                given = {str(b.get("name")) for b in task.get("workspaces") or []}
+                scanned = {k: inline.get(k) for k in ("steps", "stepTemplate", "sidecars")}
+                used = {m for text in references_text(scanned) for m in WORKSPACE_REF.findall(text)}
+                missing = sorted((used - own - given) & available)
+                if missing:
+                    inline = dict(inline)
+                    inline["workspaces"] = [
+                        *(inline.get("workspaces") or []),
+                        *({"name": name} for name in missing),
+                    ]
+                    task["taskSpec"] = inline
+                    task["workspaces"] = [
+                        *(task.get("workspaces") or []),
+                        *({"name": name, "workspace": name} for name in missing),
+                    ]
+            tasks.append(task)
+        if group in spec:
+            propagated[group] = tasks
+    return propagated
+
+
+def references_text(value: Any) -> list[str]:
+    """Every string inside value (to look for variables the grammar does not parse)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [t for item in value for t in references_text(item)]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in references_text(item)]
+    return []

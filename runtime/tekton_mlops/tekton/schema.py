@@ -69,14 +69,46 @@ def _json_type(value: Any) -> str:
     return "object" if isinstance(value, dict) else type(value).__name__
 
 
-def decode_errors(document: dict[str, Any]) -> list[str]:
-    """What strict decoding says of a document, in the API server's words; [] when it decodes.
+def fold_case(document: dict[str, Any]) -> list[str]:
+    """Rename, in place, fields that name a known field in another case (``mountpath``).
 
-    Documents of kinds without a schema (ConfigMap, Secret, ...) are not checked here.
+    Tekton's controller and webhook decode with Go's encoding/json, which matches field
+    names without regard to case, so Tekton's own examples use ``TaskSpec:`` and
+    ``mountpath:`` and run. Returns the renamed paths, ``spec.TaskSpec -> taskSpec``.
     """
     key = f"{document.get('apiVersion')}/{document.get('kind')}"
     if key not in _schemas()["kinds"]:
         return []
+    renamed: list[str] = []
+    for _ in range(20):  # a rename can reveal fields below it; a few passes settle it
+        changed = False
+        for error in _validator(key).iter_errors(document):
+            if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+                continue
+            declared = {name.lower(): name for name in error.schema.get("properties") or {}}
+            for name in list(error.instance):
+                wanted = declared.get(name.lower())
+                if wanted and wanted != name and wanted not in error.instance:
+                    error.instance[wanted] = error.instance.pop(name)
+                    path = field_path([*error.absolute_path, name])
+                    renamed.append(f"{path} -> {wanted}")
+                    changed = True
+        if not changed:
+            break
+    return renamed
+
+
+def decode_errors(document: dict[str, Any]) -> list[str]:
+    """What strict decoding says of a document, in the API server's words; [] when it decodes.
+
+    Field names are matched without regard to case, as Tekton decodes them (see
+    :func:`fold_case`, which this calls first). Documents of kinds without a schema
+    (ConfigMap, Secret, ...) are not checked here.
+    """
+    key = f"{document.get('apiVersion')}/{document.get('kind')}"
+    if key not in _schemas()["kinds"]:
+        return []
+    fold_case(document)
     unknown: list[str] = []
     invalid: list[str] = []
     for error in sorted(_validator(key).iter_errors(document), key=lambda e: list(e.path)):

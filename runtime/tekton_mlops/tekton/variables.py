@@ -170,3 +170,30 @@ def references(value: Any) -> list[str]:
     if isinstance(value, dict):
         return [e for item in value.values() for e in references(item)]
     return []
+
+
+#: The passes Tekton's TaskRun reconciler makes over a TaskSpec, in order: params first,
+#: then context, then everything else (results, workspaces, credentials, step paths). A
+#: value that one pass substitutes is seen by the later passes only, so a param whose value
+#: is ``$(context.task.retry-count)`` becomes the retry count, but a context value is never
+#: read as a param.
+TASK_PASSES: tuple[tuple[str, ...], ...] = (("params.", "inputs.params."), ("context.",), ())
+
+
+def substitute_in_passes(
+    value: Any, table: Mapping[str, Value], passes: tuple[tuple[str, ...], ...] = TASK_PASSES
+) -> Any:
+    """Substitute ``table`` into ``value`` pass by pass; a pass with no prefixes takes the rest."""
+    lookup = lookup_in(table)
+    claimed = tuple(prefix for group in passes for prefix in group)
+    for prefixes in passes:
+
+        def scoped(expression: str, prefixes: tuple[str, ...] = prefixes) -> Value:
+            name = parse(expression).name
+            mine = name.startswith(prefixes) if prefixes else not name.startswith(claimed)
+            if not mine:
+                raise Unresolved(expression)
+            return lookup(expression)
+
+        value = _substitute(value, scoped, strict=False)
+    return value
