@@ -59,9 +59,9 @@ release: image-test ## Push the tested image, pin it into every Task, push bundl
 	@test -n "$(REGISTRY)" || { echo "set REGISTRY, e.g. make release REGISTRY=ghcr.io/tekton-mlops"; exit 2; }
 	$(BIN)/tekton-mlops catalog release --registry $(REGISTRY)
 
-bench: $(STAMP) ## Run the ratio benchmarks and print their tables
+bench: $(STAMP) ## Run the ratio benchmarks into benchmarks/README.md (BENCH="fetch sign" for some)
 	hack/system-deps.sh --bench
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(BENCH)
 
 demo: $(STAMP) ## Run train-and-deploy locally: fetch, train, gate, sign, push, canary, SLOs, promote
 	hack/demo.sh

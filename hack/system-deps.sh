@@ -43,9 +43,21 @@ if ((${#npm_packages[@]})); then
   done
 fi
 
-if [[ "${1:-}" == "--bench" && ! -x .bench/kserve-venv/bin/python ]]; then
-  # KServe's own model server, the peer of `tekton-mlops serve`; kept out of the project's venv.
-  echo "installing kserve into .bench/kserve-venv"
-  python3.11 -m venv .bench/kserve-venv
-  .bench/kserve-venv/bin/pip install --quiet kserve==0.21.0 onnxruntime numpy
+# The model servers `tekton-mlops serve` is measured against, each in a venv of its own under
+# .bench/ (never the project's venv: their pins would fight ours). A venv counts as installed
+# once its server imports, so an install cut short is redone.
+bench_venv() {  # bench_venv NAME MODULE PACKAGE...
+  local name=$1 module=$2
+  shift 2
+  if [[ -x .bench/$name/bin/python ]] && .bench/$name/bin/python -c "import $module" 2>/dev/null; then
+    return
+  fi
+  echo "installing $* into .bench/$name"
+  python3.11 -m venv .bench/$name
+  .bench/$name/bin/pip install --quiet "$@"
+}
+if [[ "${1:-}" == "--bench" ]]; then
+  bench_venv kserve-venv kserve kserve==0.21.0 onnxruntime numpy
+  # Seldon MLServer; benchmarks/mlserver_onnx_server.py is its ONNX model class.
+  bench_venv mlserver-venv mlserver mlserver==1.7.1 onnxruntime numpy
 fi
