@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -108,6 +109,58 @@ def test_multipart_download_is_whole_and_hashed(run_step, s3, bucket, s3_server,
     assert (out / "big.bin").read_bytes() == body
 
 
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [("mmap", errno.ENODEV), ("posix_fallocate", errno.EOPNOTSUPP)],
+)
+def test_multipart_download_where_files_cannot_be_mapped(  # type: ignore[no-untyped-def]
+    run_step, s3, bucket, s3_server, tmp_path, monkeypatch, call, code
+) -> None:
+    # Some file systems (network ones, FUSE) cannot preallocate or map a file: parts are then
+    # written from buffers at their offsets, and the file is as whole as through the mapping.
+    import mmap
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(mmap if call == "mmap" else os, call, refuse)
+    body = os.urandom((3 << 20) + 777)
+    s3.put_object(Bucket=bucket, Key="big.bin", Body=body)
+    out = tmp_path / "data"
+    outcome = run_step(
+        "fetch-data",
+        f"--source=s3://{bucket}/big.bin",
+        f"--output={out}",
+        f"--endpoint-url={s3_server.endpoint}",
+        "--part-size-mib=1",
+        f"--sha256={sha(body)}",
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert (out / "big.bin").read_bytes() == body
+
+
+def test_full_disk_is_one_clear_error(
+    run_step, s3, bucket, s3_server, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    # Space is reserved before the first byte lands, so a full workspace is an error line,
+    # not a SIGBUS when a mapped page is first written.
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    s3.put_object(Bucket=bucket, Key="big.bin", Body=os.urandom(2 << 20))
+    outcome = run_step(
+        "fetch-data",
+        f"--source=s3://{bucket}/big.bin",
+        f"--output={tmp_path}/w/data",
+        f"--endpoint-url={s3_server.endpoint}",
+    )
+    assert outcome.exit_code == 1, outcome.output
+    assert "big.bin: no space left for 2.0 MiB" in outcome.output
+    assert "Traceback" not in outcome.output
+    assert leftovers(tmp_path / "w") == []
+
+
 def test_checksum_mismatch_writes_nothing(run_step, s3, bucket, s3_server, tmp_path) -> None:  # type: ignore[no-untyped-def]
     s3.put_object(Bucket=bucket, Key="d.csv", Body=b"a\n1\n")
     outcome = run_step(
@@ -210,6 +263,44 @@ def test_key_escaping_the_destination_is_refused(run_step, s3, bucket, s3_server
     assert "escapes the destination" in outcome.output
     assert not (tmp_path / "escape.csv").exists()
     assert not (tmp_path / "w" / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("tag", "prefix", "first", "second"),
+    [
+        ("dot", "p/", "p/x", "p/x/."),  # one path once "." is dropped
+        ("marker", "p/", "p/x", "p/x/"),  # a file and a "folder" marker of the same name
+        ("double", "", "p/x", "p//x"),  # one path once "//" is one "/"
+        ("folder", "p/", "p/x", "p/x/y"),  # x would be a file and a folder
+        ("deep", "p/", "p/a/x", "p/a/x/b/c"),
+    ],
+)
+def test_keys_landing_on_one_path_are_refused(  # type: ignore[no-untyped-def]
+    run_step, s3, bucket, s3_server, tmp_path, tag, prefix, first, second
+) -> None:
+    # A bucket per case: the shared fixture's name is cut to 40 characters.
+    name = f"{bucket[:40]}-{tag}"
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="p/ok.csv", Body=b"a\n1\n")
+    s3.put_object(Bucket=name, Key=first, Body=b"first")
+    s3.put_object(Bucket=name, Key=second, Body=b"" if second.endswith("/") else b"second")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=name)["Contents"]}
+    assert {first, second} <= keys, keys  # the server kept both keys as they were given
+    out = tmp_path / "w" / "data"
+    outcome = run_step(
+        "fetch-data",
+        f"--source=s3://{name}/{prefix}",
+        f"--output={out}",
+        f"--endpoint-url={s3_server.endpoint}",
+        "--addressing-style=path",
+    )
+    assert outcome.exit_code == 1, outcome.output
+    error = next(line for line in outcome.output.splitlines() if line.startswith("error:"))
+    assert repr(first) in error, error
+    assert repr(second) in error, error
+    assert "Traceback" not in outcome.output
+    assert leftovers(tmp_path / "w") == []  # no output, no staging directory
+    assert outcome.results == {}
 
 
 def test_archive_is_extracted(run_step, s3, bucket, s3_server, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -1,11 +1,23 @@
 """S3 (and S3-compatible) downloads with boto3: concurrent ranged GETs, hashed in order.
 
 ``aws s3 cp`` gets its speed from many ranged GETs in flight. Here the parts
-are fetched by a thread pool too, but consumed strictly in order by the caller's
-thread, which writes them sequentially and feeds sha256 as they arrive: the
-digest costs no second read of the file. hashlib and socket reads both release
-the GIL, so hashing overlaps the network. The window of parts in flight is
-bounded, which bounds memory to about ``2 * concurrency * part size``.
+are fetched by a thread pool too, but hashed strictly in order by the caller's
+thread as they arrive: the digest costs no second read of the file. hashlib and
+socket reads both release the GIL, so hashing overlaps the network.
+
+A large object is received straight into a shared mapping of its (preallocated)
+file: the socket read is the only copy, there is no ``write`` copying a buffer
+into the page cache, and no buffer is allocated per part. On a machine whose
+cores the S3 server shares, that copy and the page faults of fresh buffers were
+most of the client's system time, and the writes sat on the hashing thread's
+path. Small objects
+(and files a mapping cannot back) are read into a buffer and written at their
+offset by the thread that fetched them. The window of parts in flight is
+bounded, which bounds buffers to about ``2 * concurrency * part size``.
+
+Two keys of a prefix that land on one path (``p/x`` and ``p/x/.``, ``p//x``,
+a "folder" ``p/x/``, or ``p/x`` beside ``p/x/y``) are refused before anything is
+written: the later one would otherwise replace the earlier without a word.
 
 Credentials come from boto3's usual chain (env, shared files, IRSA, …),
 never from a parameter. The endpoint comes from ``AWS_ENDPOINT_URL`` or the
@@ -14,21 +26,27 @@ never from a parameter. The endpoint comes from ``AWS_ENDPOINT_URL`` or the
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import logging
+import mmap
+import os
 import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tekton_mlops.errors import SourceError
-from tekton_mlops.storage.progress import Progress
+from tekton_mlops.errors import DestinationError, SourceError
+from tekton_mlops.storage.progress import Progress, human_bytes
 from tekton_mlops.storage.sources import Fetched, safe_relative
 
 _PART_ATTEMPTS = 3
+#: Objects this large are received into a mapping of their file; smaller ones are written.
+_MAP_FROM = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -63,28 +81,35 @@ class RemoteObject:
     relative: str  # where it lands under the destination
 
 
-def _read_exactly(body: Any, size: int) -> bytes | bytearray:
-    """A response body read straight into one buffer: the socket fills it, nothing is joined.
+def _read_into(body: Any, into: memoryview) -> int:
+    """Read a response body into ``into``; return how many bytes the body had.
 
-    urllib3 assembles a body from chunks and joins them, a second copy of every byte; on a
-    machine whose cores the S3 server shares, that copy is time. The raw HTTP response
-    under botocore's stream can read into a buffer directly; when it is not there (another
-    HTTP stack, a wrapped body), the body is read the ordinary way.
+    The socket fills ``into`` directly, nothing is joined: urllib3 assembles a body from
+    chunks and joins them, a second copy of every byte, and on a machine whose cores the
+    S3 server shares that copy is time. The raw HTTP response under botocore's stream can
+    read into a buffer; when it is not there (another HTTP stack, a wrapped body), the
+    body is read the ordinary way and copied.
     """
     raw = getattr(getattr(body, "_raw_stream", None), "_fp", None)
     if raw is None or not hasattr(raw, "readinto") or type(body).__name__ != "StreamingBody":
-        return body.read()  # type: ignore[no-any-return]
-    buffer = bytearray(size)
-    view = memoryview(buffer)
+        data = body.read()
+        into[: min(len(data), len(into))] = data[: len(into)]
+        return len(data)
     filled = 0
-    while filled < size:
-        count = raw.readinto(view[filled:])
+    while filled < len(into):
+        count = raw.readinto(into[filled:])
         if not count:
             break
         filled += count
-    # The whole declared body was read, so the connection is at a clean boundary: reuse it.
+    left = getattr(raw, "length", None) or 0
+    if left:
+        # A longer body than asked for (a server ignoring Range): the connection is mid-body,
+        # so it must not go back to the pool; the caller sees the size mismatch.
+        body.close()
+        return filled + int(left)
+    # The whole body was read, so the connection is at a clean boundary: reuse it.
     body._raw_stream.release_conn()
-    return buffer if filled == size else buffer[:filled]
+    return filled
 
 
 def parse_uri(uri: str) -> tuple[str, str]:
@@ -162,14 +187,20 @@ class S3Source:
                 name = safe_relative(self.key.rsplit("/", 1)[-1], self.uri)
                 return [RemoteObject(self.key, head["ContentLength"], head["ETag"], name)]
             found = []
+            folders: dict[str, str] = {}  # relative path -> the "folder" marker key naming it
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self.key
             )
             for page in pages:
                 for item in page.get("Contents", []):
+                    rest = item["Key"][len(self.key) :]
                     if item["Key"].endswith("/"):
-                        continue  # a "folder" marker, not data
-                    relative = safe_relative(item["Key"][len(self.key) :], self.uri)
+                        # A "folder" marker, not data; it still says its path is a folder.
+                        # One that names no path here (the prefix's own, "p//") writes nothing.
+                        with contextlib.suppress(SourceError):
+                            folders.setdefault(safe_relative(rest, self.uri), item["Key"])
+                        continue
+                    relative = safe_relative(rest, self.uri)
                     found.append(RemoteObject(item["Key"], item["Size"], item["ETag"], relative))
         except SourceError:
             raise
@@ -177,6 +208,7 @@ class S3Source:
             raise describe(exc, self.uri) from exc
         if not found:
             raise SourceError(f"{self.uri}: no objects under this prefix")
+        _refuse_shared_paths(self.uri, found, folders)
         return found
 
     def fetch(self, dest: Path) -> Fetched:
@@ -187,7 +219,7 @@ class S3Source:
         fetched = Fetched(single=not self.is_prefix)
         try:
             self._download(objects, dest, progress, fetched)
-        except SourceError:
+        except (SourceError, DestinationError):
             raise
         except Exception as exc:  # noqa: BLE001
             raise describe(exc, self.uri) from exc
@@ -203,7 +235,8 @@ class S3Source:
             for start in range(0, obj.size, size):
                 yield obj, start, min(start + size, obj.size)
 
-    def _get(self, obj: RemoteObject, start: int, end: int) -> bytes | bytearray:
+    def _get(self, obj: RemoteObject, target: _Target, start: int, end: int) -> bytearray | None:
+        """Fetch one part into ``target``; return it when it is not already in the mapping."""
         from botocore.exceptions import BotoCoreError
 
         request: dict[str, Any] = {"Bucket": self.bucket, "Key": obj.key, "IfMatch": obj.etag}
@@ -212,13 +245,21 @@ class S3Source:
         for attempt in range(1, _PART_ATTEMPTS + 1):
             try:
                 body = self.client.get_object(**request)["Body"]
-                data = _read_exactly(body, end - start)
-                if len(data) != end - start:
+                into = target.slot(start, end)
+                buffer = None
+                if into is None:
+                    buffer = bytearray(end - start)
+                    into = memoryview(buffer)
+                with into:
+                    count = _read_into(body, into)
+                if count != end - start:
                     raise SourceError(
                         f"s3://{self.bucket}/{obj.key}: expected {end - start} bytes "
-                        f"at offset {start}, got {len(data)}"
+                        f"at offset {start}, got {count}"
                     )
-                return data
+                if buffer is not None:
+                    target.write_at(buffer, start)
+                return buffer
             except (BotoCoreError, OSError) as exc:
                 # botocore retries requests, not a body cut off mid-stream.
                 if attempt == _PART_ATTEMPTS:
@@ -232,40 +273,142 @@ class S3Source:
     ) -> None:
         window = 2 * self.settings.max_concurrency
         parts = self._parts(objects)
-        pending: deque[tuple[RemoteObject, Future[bytes | bytearray]]] = deque()
+        pending: deque[tuple[RemoteObject, _Target, int, int, Future[bytearray | None]]]
+        pending = deque()
+        targets: list[_Target] = []  # open files, in the order their parts are consumed
         pool = ThreadPoolExecutor(self.settings.max_concurrency, thread_name_prefix="s3-part")
 
         def submit_next() -> None:
             part = next(parts, None)
-            if part is not None:
-                pending.append((part[0], pool.submit(self._get, *part)))
+            if part is None:
+                return
+            obj, start, end = part
+            if start == 0:  # the object's first part: its file must exist before any write
+                targets.append(_Target(dest / obj.relative, obj.size))
+            target = targets[-1]
+            pending.append(
+                (obj, target, start, end, pool.submit(self._get, obj, target, *part[1:]))
+            )
 
-        current: RemoteObject | None = None
-        handle = None
-        hasher = hashlib.sha256()
         try:
             for _ in range(window):
                 submit_next()
             while pending:
-                obj, future = pending.popleft()
+                obj, target, start, end, future = pending.popleft()
                 data = future.result()
                 submit_next()
-                if obj is not current:
-                    if handle is not None and current is not None:
-                        handle.close()
-                        fetched.files[current.relative] = hasher.hexdigest()
-                    current, hasher = obj, hashlib.sha256()
-                    target = dest / obj.relative
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    handle = target.open("wb")
-                assert handle is not None
-                handle.write(data)
-                hasher.update(data)
-                progress.advance(len(data))
-            if handle is not None and current is not None:
-                handle.close()
-                fetched.files[current.relative] = hasher.hexdigest()
+                # In order, on this thread: sha256 is one stream per object.
+                target.hash(start, end, data)
+                progress.advance(end - start)
+                if end == obj.size:  # the last part: every earlier one was consumed already
+                    fetched.files[obj.relative] = target.close()
+                    targets.remove(target)
         finally:
-            if handle is not None and not handle.closed:
-                handle.close()
             pool.shutdown(wait=True, cancel_futures=True)
+            for target in targets:
+                target.close()
+
+
+class _Target:
+    """One object's file, open from its first part's request to its last part's hashing.
+
+    An object of ``_MAP_FROM`` bytes or more is preallocated and mapped: parts are
+    received into the mapping (the page cache) and hashed from it. Preallocating first
+    makes a full disk an error here rather than a SIGBUS when a page is first touched;
+    where the file system cannot preallocate or map, the object takes the buffered path.
+    """
+
+    def __init__(self, path: Path, size: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: paths were checked to be distinct; never replace a file without a word.
+        # 0o666 less the umask, as open("wb") gives: a workspace shared by group keeps working.
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        self.hasher = hashlib.sha256()
+        self._map: mmap.mmap | None = None
+        self._view: memoryview | None = None
+        if size >= _MAP_FROM:
+            self._open_map(size)
+
+    def _open_map(self, size: int) -> None:
+        try:
+            os.posix_fallocate(self.fd, 0, size)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                os.close(self.fd)
+                raise DestinationError(
+                    f"{self.path}: no space left for {human_bytes(size)} ({exc.strerror})"
+                ) from None
+            return  # no preallocation here (some network file systems): write instead
+        try:
+            self._map = mmap.mmap(self.fd, size)
+        except OSError:
+            return
+        self._view = memoryview(self._map)
+
+    def slot(self, start: int, end: int) -> memoryview | None:
+        """Where a part is received, or None when it comes in a buffer of its own."""
+        return None if self._view is None else self._view[start:end]
+
+    def write_at(self, data: bytearray, offset: int) -> None:
+        with memoryview(data) as view:
+            done = 0
+            while done < len(view):
+                done += os.pwrite(self.fd, view[done:], offset + done)
+
+    def hash(self, start: int, end: int, data: bytearray | None) -> None:
+        if data is not None:
+            self.hasher.update(data)
+        elif self._view is not None and self._map is not None:
+            self.hasher.update(self._view[start:end])
+            # Hashed, the part needs no mapping: its bytes stay in the page cache, to be
+            # written back and reclaimed like those of a write(). Unmapped, they do not look
+            # like a working set to a pod's memory accounting, and what is mapped at once
+            # stays within the window of parts in flight.
+            self._map.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+    def close(self) -> str:
+        """Unmap and close the file; return its sha256 hex."""
+        if self._view is not None:
+            self._view.release()
+            self._view = None
+        if self._map is not None:
+            # A part's view can outlive an interrupted download (a traceback holds it): the
+            # mapping then goes when that view does, and the staged output is removed anyway.
+            with contextlib.suppress(BufferError):
+                self._map.close()
+            self._map = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        return self.hasher.hexdigest()
+
+
+def _refuse_shared_paths(uri: str, objects: list[RemoteObject], folders: dict[str, str]) -> None:
+    """Refuse keys that would land on one local path, naming both, before anything is written.
+
+    ``p/x`` and ``p/x/.`` or ``p//x`` are one file once the path is normalised; ``p/x``
+    beside ``p/x/y`` (or beside a "folder" marker ``p/x/``) needs ``x`` to be a file and a
+    folder at once. Written one after the other, the later would win without a word.
+    """
+    files: dict[str, str] = {}  # relative path -> key
+    for obj in objects:
+        if (other := files.get(obj.relative)) is not None:
+            raise SourceError(
+                f"{uri}: keys {other!r} and {obj.key!r} both map to {obj.relative!r}; "
+                "nothing was written"
+            )
+        files[obj.relative] = obj.key
+    needed = dict(folders)  # relative folder -> a key that needs it to be a folder
+    for relative, key in files.items():
+        for parent in PurePosixPath(relative).parents[:-1]:  # [-1] is "."
+            needed.setdefault(parent.as_posix(), key)
+    for relative, folder in folders.items():
+        for parent in PurePosixPath(relative).parents[:-1]:
+            needed.setdefault(parent.as_posix(), folder)
+    for relative, key in files.items():
+        if (other := needed.get(relative)) is not None:
+            raise SourceError(
+                f"{uri}: key {key!r} is a file at {relative!r} where key {other!r} needs a "
+                "folder; nothing was written"
+            )
