@@ -133,6 +133,13 @@ class Log:
     "the rest of the machine read-only and /tmp as their own.",
 )
 @click.option(
+    "--parallelism",
+    type=click.IntRange(min=1),
+    default=None,
+    help="How many TaskRuns run at once, as a cluster's capacity would allow; the rest wait "
+    "as Pending. Default: 4 per core.",
+)
+@click.option(
     "--require-confinement",
     is_flag=True,
     help="process runner: fail when steps cannot run in their own mount namespace "
@@ -152,6 +159,7 @@ def run(
     flags_file: Path | None,
     pass_env: tuple[str, ...],
     host_paths: tuple[Path, ...],
+    parallelism: int | None,
     require_confinement: bool,
 ) -> None:
     """Run the tekton.dev/v1 TaskRuns and PipelineRuns in FILE on this machine.
@@ -238,6 +246,7 @@ def run(
             durations,
             tuple(overrides),
             flags,
+            parallelism or 0,
         )
         (here / f"{resource['kind'].lower()}.yaml").write_text(dump(finished))
         summarize(finished, here, durations, log)
@@ -325,6 +334,7 @@ def execute(
     durations: dict[str, float],
     overrides: tuple[str, ...] = (),
     flags: Any = None,
+    parallelism: int = 0,
 ) -> tuple[dict[str, Any], bool]:
     from tekton_mlops.local.cluster import ResolutionError
     from tekton_mlops.local.pipelinerun import PipelineRunExecutor
@@ -336,7 +346,7 @@ def execute(
 
     spec = resource["spec"]
     name = resource["metadata"]["name"]
-    taskruns = TaskRunExecutor(cluster, step_runner, here, log, flags)
+    taskruns = TaskRunExecutor(cluster, step_runner, here, log, flags, parallelism)
     taskruns.durations = durations  # filled as TaskRuns finish, read by the summary
     kind = resource["kind"]
     log(f"{kind} {name} started (logs in {here})")
@@ -401,6 +411,10 @@ def warn_undeclared(names: tuple[str, ...], spec: dict[str, Any], kind: str) -> 
         click.echo(f"warning: --param {name}: the {what} declares no such param{hint}", err=True)
 
 
+#: More rows than this and the summary shows only what did not succeed, and a count.
+FOLD_AT = 40
+
+
 def summarize(finished: dict[str, Any], here: Path, durations: dict[str, float], log: Log) -> None:
     """The closing table: every task with its TaskRun, status, reason and duration."""
     status = finished.get("status", {})
@@ -434,6 +448,19 @@ def summarize(finished: dict[str, Any], here: Path, durations: dict[str, float],
                 f"{durations.get(name, 0.0):.2f}s",
             )
         )
+    header, body = rows[0], rows[1:]
+    hidden = ""
+    if len(body) > FOLD_AT:
+        # Hundreds of rows help nobody: what did not succeed first, then a count of the rest.
+        unusual = [row for row in body if row[2] != "Succeeded"]
+        shown = unusual[:FOLD_AT]
+        succeeded = len(body) - len(unusual)
+        others = len(unusual) - len(shown)
+        hidden = f"  ... and {succeeded} Succeeded" + (
+            f", {others} more not shown" if others else ""
+        )
+        body = shown
+    rows = [header, *body]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         log(
@@ -442,6 +469,8 @@ def summarize(finished: dict[str, Any], here: Path, durations: dict[str, float],
             + "  "
             + row[4]
         )
+    if hidden:
+        log(hidden)
     log(
         f"{finished['kind']} {finished['metadata']['name']}: "
         f"{condition.get('reason')} ({condition.get('message')})"

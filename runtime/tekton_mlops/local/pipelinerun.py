@@ -201,7 +201,7 @@ class PipelineRunExecutor:
         finals = {t["name"]: TaskState(t, is_finally=True) for t in spec.get("finally") or []}
         try:  # Tekton resolves every Task before it starts the first one; so do we, at once
             everyone = [*states.values(), *finals.values()]
-            with ThreadPoolExecutor(max_workers=max(1, len(everyone))) as pool:
+            with ThreadPoolExecutor(max_workers=max(1, min(len(everyone), 16))) as pool:
                 list(pool.map(lambda state: self._resolve(state, table), everyone))
         except ResolutionError as exc:
             return fail(exc.reason, str(exc))
@@ -284,10 +284,19 @@ class PipelineRunExecutor:
         deadline: float | None,
         children: list[dict[str, Any]],
     ) -> bool:
-        """Run a group of tasks to completion; return True when the deadline passed."""
+        """Run a group of tasks to completion; return True when the deadline passed.
+
+        At most ``parallelism`` pipeline tasks are in flight; a ready task beyond that waits
+        (Pending) until one finishes, as pods wait for a cluster's capacity. Dependencies
+        are computed once per task, and only waiting tasks are looked at again.
+        """
         stopping = False
         running: dict[Future[TaskOutcome], TaskState] = {}
-        with ThreadPoolExecutor(max_workers=max(1, len(group))) as pool:
+        needs = {name: set(dependencies(state.task)) & set(known) for name, state in group.items()}
+        waiting = [name for name, state in group.items() if state.state == "pending"]
+        limit = self.taskruns.parallelism
+        told: set[str] = set()
+        with ThreadPoolExecutor(max_workers=max(1, min(len(group), limit))) as pool:
             while True:
                 if deadline is not None and time.monotonic() > deadline:
                     for state in group.values():
@@ -297,14 +306,23 @@ class PipelineRunExecutor:
                     for future, state in running.items():
                         self._record(state, future.result(), table)
                     return True
-                for state in group.values():
+                still: list[str] = []
+                for name in waiting:
+                    state = group[name]
                     if state.state != "pending":
                         continue
-                    needs = set(dependencies(state.task)) & set(known)
-                    if any(known[n].state in ("pending", "running") for n in needs):
+                    if any(known[n].state in ("pending", "running") for n in needs[name]):
+                        still.append(name)
                         continue
                     if stopping:
                         state.state, state.skip_reason = "skipped", SKIP_STOPPING
+                        continue
+                    if len(running) >= limit:
+                        if name not in told:
+                            told.add(name)
+                            self.log(f"task {name} pending ({len(running)} running, "
+                                     f"--parallelism {limit})")  # fmt: skip
+                        still.append(name)
                         continue
                     plans = self._plans(run_name, state, table, workspaces, deadline)
                     if plans is None:
@@ -322,6 +340,7 @@ class PipelineRunExecutor:
                             child["displayName"] = substitute(state.task["displayName"], table)
                         children.append(child)
                     running[pool.submit(self._run_all, state, plans)] = state
+                waiting = still
                 if not running:
                     return False
                 done, _ = wait(
@@ -362,7 +381,7 @@ class PipelineRunExecutor:
     def _run_all(self, state: TaskState, plans: list[TaskRunPlan]) -> TaskOutcome:
         if len(plans) == 1 and "matrix" not in state.task:
             return TaskOutcome([self._run_with_retries(state, plans[0])])
-        with ThreadPoolExecutor(max_workers=len(plans)) as pool:
+        with ThreadPoolExecutor(max_workers=min(len(plans), self.taskruns.parallelism)) as pool:
             runs = list(pool.map(lambda plan: self._run_with_retries(state, plan), plans))
         return TaskOutcome(runs, matrixed=True)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -62,15 +64,25 @@ class TaskRunExecutor:
         run_dir: Path,
         log: Callable[[str], None],
         flags: FeatureFlags | None = None,
+        parallelism: int = 0,
     ) -> None:
         self.cluster = cluster
         self.runner = runner
+        #: How many TaskRuns run at once (a cluster's capacity); 0 means 4 per core.
+        self.parallelism = parallelism or 4 * (os.cpu_count() or 1)
+        self._slots = threading.BoundedSemaphore(self.parallelism)
         self.durations: dict[str, float] = {}  # TaskRun name -> seconds, for the summary
         self.run_dir = run_dir
         self.log = log
         self.flags = flags or FeatureFlags()
 
     def execute(self, plan: TaskRunPlan) -> TaskRunOutcome:
+        # A TaskRun holds one slot from its pod to its end (matrix combinations and retries
+        # each take their own), so a full machine queues TaskRuns instead of starting them.
+        with self._slots:
+            return self._execute(plan)
+
+    def _execute(self, plan: TaskRunPlan) -> TaskRunOutcome:
         started = time.time()
         uid = str(uuid.uuid4())
         pod = Pod.directories(self.run_dir / plan.name)
