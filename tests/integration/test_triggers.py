@@ -91,7 +91,9 @@ def start_listener(tmp_path: Path, secrets: Path, *extra: str) -> Listening:
     process = subprocess.Popen(
         [CLI, "listen", str(trigger_folder(tmp_path)), f"--port={port}",
          f"--secrets-dir={secrets}", f"--runs-dir={runs}",
-         f"--git-mirror={PROJECT_URL}={REPO}", *extra],
+         # The session's data and each test's repositories live under pytest's base folder.
+         f"--git-mirror={PROJECT_URL}={REPO}", f"--host-path={tmp_path.parent.parent}",
+         *extra],
         stdout=subprocess.DEVNULL, stderr=(tmp_path / "listen.log").open("wb"),
     )  # fmt: skip
     wait_http(f"http://127.0.0.1:{port}/live")

@@ -172,6 +172,7 @@ def run(
     from tekton_mlops.tekton.admission import admit, rejection
     from tekton_mlops.tekton.flags import CONFIG_MAP, FeatureFlags, FlagError
 
+    _die_with_parent()
     documents = [d for d in load_all(file.read_text()) if isinstance(d, dict)]
     runs = [d for d in documents if d.get("kind") in RUN_KINDS]
     if not runs:
@@ -270,6 +271,21 @@ def run(
         )
         click.echo(json.dumps(shown, indent=2))
     sys.exit(0 if all(ok for _, ok in outcomes) else 1)
+
+
+def _die_with_parent() -> None:
+    """When a listener started this run (it sets TEKTON_MLOPS_DIE_WITH_PARENT to its pid),
+    end with it: Linux's PR_SET_PDEATHSIG, set here rather than in a preexec_fn, which is
+    unsafe in the listener's threads."""
+    parent = os.environ.get("TEKTON_MLOPS_DIE_WITH_PARENT", "")
+    if not parent.isdigit() or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):  # the listener died before the line above
+        os._exit(137)
 
 
 def _feature_flags(

@@ -40,6 +40,21 @@ import click
     help="Passed to each run: resolve the git repository URL from a local PATH.",
 )
 @click.option(
+    "--host-path",
+    "host_paths",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Passed to each run: a directory of this machine its steps may use (repeatable).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="How many runs execute at once; they start in the order their events came.",
+)
+@click.option(
     "--max-body-bytes",
     type=click.IntRange(1),
     default=4 << 20,
@@ -55,6 +70,8 @@ def listen(
     name: str,
     dry_run: bool,
     git_mirror: tuple[str, ...],
+    host_paths: tuple[Path, ...],
+    concurrency: int,
     max_body_bytes: int,
 ) -> None:
     """Serve the EventListener in FOLDER's trigger YAML on HOST:PORT.
@@ -82,8 +99,12 @@ def listen(
     run_args = ["--secrets-dir", str(secrets_dir)]
     for mirror in git_mirror:
         run_args += ["--git-mirror", mirror]
+    for path in host_paths:
+        run_args += ["--host-path", str(path.resolve())]
     try:
-        listener = Listener(triggers, name, secrets_dir, runs_dir, dry_run, run_args)
+        listener = Listener(
+            triggers, name, secrets_dir, runs_dir, dry_run, run_args, concurrency=concurrency
+        )
         server = ListenerServer((host, port), listener, max_body_bytes)
     except TriggerError as exc:
         raise click.ClickException(str(exc)) from None
