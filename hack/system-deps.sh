@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-debian_packages=(docker-registry git)   # an OCI registry on 127.0.0.1 for bundle tests
+# An OCI registry on 127.0.0.1 for bundle tests; bubblewrap confines each step of the process
+# runner to its own mount namespace; busybox runs the ash scripts of alpine/busybox images.
+debian_packages=(docker-registry git bubblewrap busybox)
 npm_packages=()
 if [[ "${1:-}" == "--image" || "${CI:-}" == "true" ]]; then
   # Building the runtime image and running steps in containers, pulling nothing.
