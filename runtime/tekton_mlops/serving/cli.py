@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -12,6 +13,7 @@ from types import FrameType
 import click
 
 from tekton_mlops.errors import MlopsError, ModelError
+from tekton_mlops.serving.limits import Limits
 
 
 def model_file(path: Path) -> Path:
@@ -39,6 +41,35 @@ def model_file(path: Path) -> Path:
     default=None,
     help="Write the server's URL here once it accepts requests (for the local deploy target).",
 )
+@click.option(
+    "--max-request-bytes",
+    type=click.IntRange(1),
+    default=Limits.max_request_bytes,
+    show_default=True,
+    help="Largest request body; a larger one is refused with 413 before it is read.",
+)
+@click.option(
+    "--max-elements",
+    type=click.IntRange(1),
+    default=Limits.max_elements,
+    show_default=True,
+    help="Most tensor elements one request may carry, over all inputs (413 beyond).",
+)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a connection may stay silent (mid-request or idle) before it is closed.",
+)
+@click.option(
+    "--drain-seconds",
+    type=click.FloatRange(0),
+    default=25.0,
+    show_default=True,
+    help="On SIGTERM, how long requests in flight may take before their connections are "
+    "closed (within Kubernetes' default 30 s grace period).",
+)
 def serve(
     model_path: Path,
     model_name: str,
@@ -46,19 +77,27 @@ def serve(
     port: int,
     host: str,
     ready_file: Path | None,
+    max_request_bytes: int,
+    max_elements: int,
+    read_timeout: float,
+    drain_seconds: float,
 ) -> None:
     """Serve an ONNX model over the Open Inference Protocol (KServe V2) REST API.
 
     GET /v2/health/live, /v2/health/ready, /v2/models/NAME, /v2/models/NAME/ready and
-    POST /v2/models/NAME/infer. SIGTERM or Ctrl-C drains requests in flight and exits 0.
+    POST /v2/models/NAME/infer. SIGTERM or Ctrl-C drains requests in flight (at most
+    --drain-seconds; a second signal exits at once) and exits with 128 + the signal's
+    number (143, 130).
     """
     from tekton_mlops.serving.protocol import OnnxModel
     from tekton_mlops.serving.server import make_server
 
     logging.basicConfig(level=logging.INFO, format="serve: %(message)s", stream=sys.stderr)
+    log = logging.getLogger("tekton_mlops.serve")
+    limits = Limits(max_request_bytes, max_elements)
     try:
-        model = OnnxModel.load(model_file(model_path), model_name, model_version)
-        server = make_server(model, host, port)
+        model = OnnxModel.load(model_file(model_path), model_name, model_version, limits=limits)
+        server = make_server(model, host, port, read_timeout)
     except MlopsError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -66,14 +105,20 @@ def serve(
     except Exception as exc:  # onnxruntime's load errors
         raise click.ClickException(f"{model_path}: not a loadable ONNX model ({exc})") from None
 
+    received: list[int] = []
+
     def stop(signum: int, _frame: FrameType | None) -> None:
+        if received:  # a second Ctrl-C or SIGTERM: no more waiting for the drain
+            os.write(2, b"serve: second signal; exiting now\n")  # no logging in a signal handler
+            os._exit(128 + signum)
+        received.append(signum)
         model.ready.clear()  # readiness off first, so a load balancer stops sending
         server.live = False
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    logging.getLogger("tekton_mlops.serve").info(
+    log.info(
         "%s (%d input(s), %d output(s)) at %s/v2/models/%s",
         model_name,
         len(model.inputs),
@@ -85,5 +130,13 @@ def serve(
         ready_file.parent.mkdir(parents=True, exist_ok=True)
         ready_file.write_text(server.url + "\n")
     server.serve_forever(poll_interval=0.2)
-    server.server_close()  # joins the threads of requests in flight
-    logging.getLogger("tekton_mlops.serve").info("stopped")
+    log.info("%s: draining (at most %g s)", signal.Signals(received[0]).name, drain_seconds)
+    cut = server.drain(drain_seconds)
+    if cut:
+        log.info("stopped; %d connection(s) still busy at the deadline were closed", cut)
+    else:
+        log.info("stopped")
+    # 128 + signal, the exit status of a process that a signal ended: a supervisor
+    # sees that the server stopped because it was told to. Daemon threads cut off at
+    # the deadline (a long inference) end with the process.
+    sys.exit(128 + received[0])
