@@ -70,9 +70,13 @@ CONCURRENCY = 3
 def post(url: str, number: int) -> int:
     body = json.dumps({"ref": "refs/heads/main", "after": f"{number:040d}"}).encode()
     signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "X-GitHub-Event": "push",
-        "X-GitHub-Delivery": str(uuid.UUID(int=number)), "X-Hub-Signature-256": signature})  # fmt: skip
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": str(uuid.UUID(int=number)),
+        "X-Hub-Signature-256": signature,
+    }
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return int(response.status)

@@ -406,6 +406,7 @@ def execute(
         timeout=parse_duration(spec.get("timeout", "1h")),
         run_spec=spec,
         by_reference="taskRef" in spec,
+        pod_template=spec.get("podTemplate") or {},
     )
     outcome = taskruns.execute(plan)
     resource["status"] = outcome.object["status"]

@@ -67,8 +67,13 @@ def combinations(matrix: dict[str, Any], table: dict[str, Value]) -> list[dict[s
     params = substitute(matrix.get("params") or [], table)
     names = [p["name"] for p in params]
     values = [p["value"] if isinstance(p["value"], list) else [p["value"]] for p in params]
+    # Tekton fans a matrix out with the first param changing fastest: linux-chrome,
+    # mac-chrome, windows-chrome, linux-safari, ... (its examples check this order).
     combos: list[dict[str, Value]] = (
-        [dict(zip(names, product, strict=True)) for product in itertools.product(*values)]
+        [
+            dict(zip(names, reversed(product), strict=True))
+            for product in itertools.product(*reversed(values))
+        ]
         if names
         else []
     )
@@ -145,6 +150,7 @@ class PipelineRunExecutor:
         self, run: dict[str, Any], spec: dict[str, Any], workspaces: dict[str, Workspace]
     ) -> tuple[dict[str, Any], bool]:
         name = run["metadata"]["name"]
+        self.run_spec: dict[str, Any] = run.get("spec") or {}
         started = time.time()
         status: dict[str, Any] = {"startTime": timestamp(started), "pipelineSpec": spec}
         run["status"] = status
@@ -478,9 +484,19 @@ class PipelineRunExecutor:
                     },
                     extra_context={"context.pipelineRun.name": run_name},
                     by_reference="taskRef" in task,
+                    pod_template=self._pod_template(state.name),
                 )
             )
         return plans
+
+    def _pod_template(self, task: str) -> dict[str, Any]:
+        """The run's podTemplate for this pipeline task: taskRunSpecs' own, else the
+        taskRunTemplate's."""
+        spec = self.run_spec
+        for entry in spec.get("taskRunSpecs") or []:
+            if entry.get("pipelineTaskName") == task and entry.get("podTemplate"):
+                return dict(entry["podTemplate"])
+        return dict((spec.get("taskRunTemplate") or {}).get("podTemplate") or {})
 
     @staticmethod
     def _propagate(state: TaskState, table: dict[str, Value], passed: set[str]) -> dict[str, Any]:

@@ -33,16 +33,38 @@ class Pod:
     workspace_paths: dict[str, Path] = field(default_factory=dict)  # resolved, bound ones
     mounts: tuple[Mount, ...] = ()  # what every container mounts (podman)
     volumes: dict[str, Path] = field(default_factory=dict)
+    spec: dict[str, Any] = field(default_factory=dict)  # the TaskSpec the pod runs
 
     @property
     def steps_dir(self) -> Path:
         """Per-step exit codes and step results (``/tekton/steps`` in a container)."""
         return self.here / "steps"
 
+    @property
+    def run_dir(self) -> Path:
+        """Per-step run folders, by index (``/tekton/run`` in a container)."""
+        return self.here / "run"
+
+    def own_mounts(self, index: int, container: str) -> tuple[Mount, ...]:
+        """A step's own folders, writable to it alone."""
+        own = self.steps_dir / container
+        run = self.run_dir / str(index)
+        for folder in (own, run):
+            folder.mkdir(parents=True, exist_ok=True)
+        return (Mount(own, f"/tekton/steps/{container}"), Mount(run, f"/tekton/run/{index}"))
+
     @classmethod
     def directories(cls, here: Path) -> Pod:
         pod = cls(here, here / "home", here / "results", here / "scripts")
-        for directory in (pod.results_dir, pod.home, pod.scripts, here / "logs", pod.steps_dir):
+        folders = (
+            pod.results_dir,
+            pod.home,
+            pod.scripts,
+            here / "logs",
+            pod.steps_dir,
+            pod.run_dir,
+        )
+        for directory in folders:
             directory.mkdir(parents=True, exist_ok=True)
         return pod
 
@@ -126,6 +148,32 @@ def volume_mounts(step: dict[str, Any], index: int, volumes: dict[str, Path]) ->
     return tuple(mounts)
 
 
+def isolated_workspaces(spec: dict[str, Any]) -> set[str]:
+    """Workspaces a step or sidecar lists by name: only those that list them see them."""
+    return {
+        str(usage.get("name"))
+        for group in ("steps", "sidecars")
+        for step in spec.get(group) or []
+        for usage in step.get("workspaces") or []
+    }
+
+
+def step_workspace_mounts(
+    step: dict[str, Any], spec: dict[str, Any], pod: Pod
+) -> tuple[Mount, ...]:
+    """The isolated workspaces this step or sidecar lists, at its own mount path if it gives one."""
+    declared = {str(w.get("name")): w for w in spec.get("workspaces") or []}
+    mounts = []
+    for usage in step.get("workspaces") or []:
+        name = str(usage.get("name"))
+        path = pod.workspace_paths.get(name)
+        if path is None or name not in declared:
+            continue
+        target = str(usage.get("mountPath") or workspace_mount_path(declared[name]))
+        mounts.append(Mount(path, target, read_only=bool(declared[name].get("readOnly"))))
+    return tuple(mounts)
+
+
 def container_mounts(spec: dict[str, Any], pod: Pod) -> tuple[Mount, ...]:
     """Where a container sees the TaskRun's directories, as Tekton mounts them."""
     # Tekton gives every pod an emptyDir at /workspace; workspaces mount beneath it.
@@ -135,11 +183,14 @@ def container_mounts(spec: dict[str, Any], pod: Pod) -> tuple[Mount, ...]:
         Mount(internal, "/workspace"),
         Mount(pod.results_dir, "/tekton/results"),
         Mount(pod.home, "/tekton/home"),
-        Mount(pod.steps_dir, "/tekton/steps"),
+        # Other steps' folders are read-only to a step; its own are bound over them.
+        Mount(pod.steps_dir, "/tekton/steps", read_only=True),
+        Mount(pod.run_dir, "/tekton/run", read_only=True),
     ]
+    isolated = isolated_workspaces(spec)
     for declared in spec.get("workspaces") or []:
         path = pod.workspace_paths.get(declared["name"])
-        if path is None:
+        if path is None or declared["name"] in isolated:
             continue
         mounts.append(
             Mount(path, workspace_mount_path(declared), read_only=bool(declared.get("readOnly")))
@@ -147,4 +198,6 @@ def container_mounts(spec: dict[str, Any], pod: Pod) -> tuple[Mount, ...]:
     for mount in mounts:  # steps run as non-root users: let them write, as fsGroup would
         if not mount.read_only:
             mount.source.chmod(0o777)
+        elif mount.target.startswith(("/tekton/steps", "/tekton/run")):
+            mount.source.chmod(0o755)
     return tuple(mounts)

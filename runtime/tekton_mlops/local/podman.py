@@ -119,6 +119,18 @@ class PodmanRunner:
 
         return watch(process, step, started, self.echo, kill)
 
+    def probe(self, step: StepInvocation, scripts_dir: Path) -> Callable[[list[str]], list[str]]:
+        # The same mounts in a fresh container of the sidecar's image: its files are shared.
+        image = self.image(step.image) or step.image
+        name = f"tekton-mlops-probe-{uuid.uuid4().hex[:12]}"
+
+        def wrap(argv: list[str]) -> list[str]:
+            base = self.argv(step, scripts_dir, image, name)
+            cut = base.index(image)
+            return [*base[:cut], "--entrypoint", argv[0], image, *argv[1:]]
+
+        return wrap
+
     def stop(self, process: subprocess.Popen[bytes]) -> None:
         process.terminate()  # podman passes the signal on to the container
         try:

@@ -5,15 +5,21 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Any
 
 READY_TIMEOUT = 60.0
 
 
-def _probe_once(probe: dict[str, Any]) -> bool:
+def _probe_once(probe: dict[str, Any], wrap: Callable[[list[str]], list[str]]) -> bool:
     if "exec" in probe:
-        command = probe["exec"].get("command") or []
-        return subprocess.run(command, capture_output=True).returncode == 0
+        # An exec probe runs in the sidecar's container: the runner says how to get there.
+        command = wrap(list(probe["exec"].get("command") or []))
+        timeout = float(probe.get("timeoutSeconds") or 1) + 1
+        try:
+            return subprocess.run(command, capture_output=True, timeout=timeout).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
     if "tcpSocket" in probe:
         target = probe["tcpSocket"]
         with socket.socket() as sock:
@@ -34,7 +40,11 @@ def _probe_once(probe: dict[str, Any]) -> bool:
     return True
 
 
-def wait_ready(probe: dict[str, Any] | None, process: Any) -> bool:
+def wait_ready(
+    probe: dict[str, Any] | None,
+    process: Any,
+    wrap: Callable[[list[str]], list[str]] = lambda argv: argv,
+) -> bool:
     """True once the probe passes (at once without one); False if the sidecar exits first."""
     if not probe:
         return True
@@ -42,7 +52,7 @@ def wait_ready(probe: dict[str, Any] | None, process: Any) -> bool:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return False
-        if _probe_once(probe):
+        if _probe_once(probe, wrap):
             return True
         time.sleep(0.1)
     return False

@@ -76,6 +76,10 @@ class StepRunner(Protocol):
         """Stop a sidecar (and what it started): SIGTERM, then SIGKILL after 10 s."""
         ...
 
+    def probe(self, step: StepInvocation, scripts_dir: Path) -> Callable[[list[str]], list[str]]:
+        """How to run a probe's command where the sidecar runs (its mounts, its env)."""
+        ...
+
 
 def watch(
     process: subprocess.Popen[bytes],
@@ -224,6 +228,9 @@ class ProcessRunner:
             return None
         finally:
             log.close()
+
+    def probe(self, step: StepInvocation, scripts_dir: Path) -> Callable[[list[str]], list[str]]:
+        return lambda argv: self._wrapped(argv, step, scripts_dir)
 
     def stop(self, process: subprocess.Popen[bytes]) -> None:
         # The sidecar leads its own process group (a new session): its children go with it.

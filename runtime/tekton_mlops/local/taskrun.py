@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from tekton_mlops.local.cluster import Cluster, ResolutionError
+from tekton_mlops.local.mount import Mount
 from tekton_mlops.local.pod import (
     Pod,
     check_sub_paths,
     container_mounts,
     make_volumes,
     resolve_workspaces,
+    step_workspace_mounts,
     volume_mounts,
 )
 from tekton_mlops.local.probes import wait_ready
@@ -54,6 +56,7 @@ class TaskRunPlan:
     run_spec: dict[str, Any] = field(default_factory=dict)  # spec as the TaskRun object shows it
     extra_context: dict[str, Value] = field(default_factory=dict)
     by_reference: bool = False  # the Task came through taskRef (it shows in pod errors)
+    pod_template: dict[str, Any] = field(default_factory=dict)  # the run's podTemplate
 
 
 class TaskRunExecutor:
@@ -86,6 +89,7 @@ class TaskRunExecutor:
         started = time.time()
         uid = str(uuid.uuid4())
         pod = Pod.directories(self.run_dir / plan.name)
+        pod.spec = plan.spec
         status: dict[str, Any] = {
             "podName": defaults.pod_name(plan.name, plan.retry_count),
             "startTime": timestamp(started),
@@ -163,8 +167,17 @@ class TaskRunExecutor:
             first = f"step-{step_name(steps[0], 0)}" if steps else "step-unnamed-0"
             pod.workspace_paths = resolve_workspaces(plan.spec, workspaces, first)
             # Volume names and sources may use params ($(params.config) as a ConfigMap name).
-            volumes_spec = {"volumes": substitute(plan.spec.get("volumes") or [], param_table)}
+            # The run's podTemplate may add volumes the Task's steps mount.
+            declared = [
+                *(plan.spec.get("volumes") or []),
+                *(plan.pod_template.get("volumes") or []),
+            ]
+            volumes_spec = {"volumes": substitute(declared, param_table)}
             pod.volumes = make_volumes(volumes_spec, pod.here, self.cluster)
+            # A workspace is a pod volume too: volumeMounts may name it ($(workspaces.w.volume)).
+            for name, path in pod.workspace_paths.items():
+                volume = workspaces[name].volume or f"ws-{name}"
+                pod.volumes.setdefault(volume, path)
         except PodInvalid as exc:
             maybe = (
                 f"missing or invalid Task {defaults.NAMESPACE}/{plan.task_name}"
@@ -199,11 +212,12 @@ class TaskRunExecutor:
                 sidecar = substitute_in_passes(raw, table)
                 name = sidecar.get("name", "sidecar")
                 invocation = self._invocation(
-                    pod, sidecar, index, name, None, log_name=f"sidecar-{name}"
+                    pod, sidecar, -1 - index, name, None, log_name=f"sidecar-{name}"
                 )
                 process = self.runner.start(invocation, pod.scripts)
                 sidecars.append((name, process))
-                if process is None or not wait_ready(sidecar.get("readinessProbe"), process):
+                probe = self.runner.probe(invocation, pod.scripts)
+                if process is None or not wait_ready(sidecar.get("readinessProbe"), process, probe):
                     return finish(False, "Failed", f'sidecar "{name}" did not become ready')
                 self.log(f"  sidecar {plan.name}/{name} ready")
             failed_step, timed_out = self._steps(
@@ -269,10 +283,23 @@ class TaskRunExecutor:
             working_dir=Path(step.get("workingDir") or default_dir),
             log_file=pod.here / "logs" / f"{log_name or name}.log",
             deadline=deadline,
-            mounts=pod.mounts + volume_mounts(step, index, pod.volumes),
+            mounts=self._mounts(pod, step, index, pod.spec),
             user="" if user is None else str(user),
             tmp_dir=pod.here / "tmp",
         )
+
+    def _mounts(
+        self, pod: Pod, step: dict[str, Any], index: int, spec: dict[str, Any]
+    ) -> tuple[Mount, ...]:
+        """The pod's mounts, the step's isolated workspaces and its volumeMounts; a
+        volumeMount at a pod path (a home volume at /tekton/home) replaces the pod's."""
+        own = volume_mounts(step, index, pod.volumes)
+        if self.runner.pod_paths:
+            own = step_workspace_mounts(step, spec, pod) + own
+            if index >= 0:  # a step (sidecars have no folders of their own)
+                own = pod.own_mounts(index, f"step-{step_name(step, index)}") + own
+        replaced = {mount.target for mount in own}
+        return tuple(m for m in pod.mounts if m.target not in replaced) + own
 
     def _stop(self, sidecars: list[tuple[str, Any]], status: dict[str, Any]) -> None:
         """Stop sidecars once the steps are done, as Tekton does, and record how they ended."""
@@ -326,6 +353,9 @@ class TaskRunExecutor:
                 raw = merge_template(inline_step_action(raw, self.cluster, table), template)
             own = pod.steps_dir / container
             (own / "results").mkdir(parents=True, exist_ok=True)
+            by_index = pod.steps_dir / str(index)  # Tekton also names each step's folder by index
+            if not by_index.exists():
+                by_index.symlink_to(container)
             inside = Path(defaults.STEPS_DIR) / container if self.runner.pod_paths else own
             step_table = {
                 **table,
