@@ -213,7 +213,7 @@ def _check_step(
         )
     for index, mount in enumerate(step.get("volumeMounts") or []):
         path = str(mount.get("mountPath", ""))
-        if path.startswith("/tekton/"):
+        if path.startswith("/tekton/") and not path.startswith("/tekton/home"):
             problems.append(
                 Problem(
                     "volume-mount",
@@ -311,7 +311,9 @@ def _step_variables(
             elif head == "results" and relative == ("script",):
                 name = parse(expression).name
                 result = name[len("results.") :].rpartition(".")[0]
-                if result not in results:
+                # Only what reads as a result name is a variable to Tekton; a shell
+                # expansion such as $(results.digest-${i}.path) is left to the shell.
+                if RESULT_NAME.match(result) and result not in results:
                     problems.append(
                         Problem("reference", path, f'non-existent variable in "{value}"')
                     )
