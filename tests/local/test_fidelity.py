@@ -135,3 +135,42 @@ def test_volumes_named_by_params(tekton, tmp_path) -> None:  # type: ignore[no-u
     )
     assert run.exit_code == 0, run.log
     assert run.results["mode"] == "fast"
+
+
+def test_a_step_action_through_the_git_resolver(tekton, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    repo = tmp_path / "actions"
+    (repo / "actions").mkdir(parents=True)
+    (repo / "actions" / "greet.yaml").write_text(
+        "apiVersion: tekton.dev/v1beta1\nkind: StepAction\nmetadata: {name: greet}\n"
+        "spec:\n  params: [{name: who}]\n  results: [{name: said}]\n  image: bash\n"
+        '  script: printf "hi $(params.who)" > $(step.results.said.path)\n'
+    )
+    for command in (["init", "-q"], ["add", "."], ["commit", "-qm", "action"]):
+        subprocess.run(
+            ["git", "-c", "user.email=t@t", "-c", "user.name=t", *command], cwd=repo, check=True
+        )
+    run = tekton(
+        f"""
+    apiVersion: tekton.dev/v1
+    kind: TaskRun
+    metadata: {{name: via-git}}
+    spec:
+      params: [{{name: path, value: actions/greet.yaml}}]
+      taskSpec:
+        params: [{{name: path}}]
+        results: [{{name: out, value: $(steps.greet.results.said)}}]
+        steps:
+          - name: greet
+            ref:
+              resolver: git
+              params:
+                - {{name: url, value: "file://{repo}"}}
+                - {{name: revision, value: HEAD}}
+                - {{name: pathInRepo, value: $(params.path)}}
+            params: [{{name: who, value: tekton}}]
+    """
+    )
+    assert run.exit_code == 0, run.log
+    assert run.results["out"] == "hi tekton"

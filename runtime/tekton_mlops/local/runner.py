@@ -216,7 +216,7 @@ class ProcessRunner:
             step.working_dir.mkdir(parents=True, exist_ok=True)
         log = step.log_file.open("ab")
         try:
-            return subprocess.Popen(
+            process = subprocess.Popen(
                 self._wrapped(argv, step, scripts_dir),
                 cwd=None if self.pod_paths else step.working_dir,
                 env=step.env,
@@ -228,6 +228,9 @@ class ProcessRunner:
             return None
         finally:
             log.close()
+        if self.sandbox is not None:
+            _wait_started(process)
+        return process
 
     def probe(self, step: StepInvocation, scripts_dir: Path) -> Callable[[list[str]], list[str]]:
         return lambda argv: self._wrapped(argv, step, scripts_dir)
@@ -274,6 +277,24 @@ class ProcessRunner:
             self.note(step, f"cannot start step: {exc}")
             return StepOutcome(127, False, started, time.time())
         return watch(process, step, started, self.echo, lambda: os.killpg(process.pid, 9))
+
+
+def _wait_started(process: subprocess.Popen[bytes], seconds: float = 2.0) -> None:
+    """Until the sidecar's own program runs (bubblewrap has made the namespace and started
+    it): Kubernetes calls a container Running once its process has started, and a sidecar
+    without a readiness probe is ready then, not while its namespace is still being made."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            launcher = os.readlink(f"/proc/{process.pid}/exe")
+            for child in children.read_text().split():
+                # Until it execs, bubblewrap's child is still bubblewrap making mounts.
+                if os.readlink(f"/proc/{child}/exe") != launcher:
+                    return
+        except OSError:
+            return  # no /proc here, or the child just ended: nothing more to wait on
+        time.sleep(0.002)
 
 
 def signal_group(process: subprocess.Popen[bytes], number: int) -> None:

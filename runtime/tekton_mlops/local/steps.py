@@ -32,12 +32,7 @@ def inline_step_action(
     value that does not come out as the type the action declares is dropped for the
     action's default, when it has one.
     """
-    action = cluster.get("StepAction", step["ref"].get("name", ""))
-    if action is None:
-        raise ResolutionError(
-            "TaskRunResolutionFailed",
-            f'stepactions.tekton.dev "{step["ref"].get("name")}" not found',
-        )
+    action = find_step_action(cluster, step["ref"])
     spec = action.get("spec") or {}
     given = {p["name"]: substitute(p["value"], task_params or {}) for p in step.get("params") or []}
     for param in spec.get("params") or []:
@@ -55,6 +50,21 @@ def inline_step_action(
         "name": step.get("name", ""),
         **{k: v for k, v in step.items() if k in STEP_OWN_FIELDS},
     }
+
+
+def find_step_action(cluster: Cluster, ref: dict[str, Any]) -> dict[str, Any]:
+    """The StepAction a step's ``ref`` names: applied beside the run, or through a resolver."""
+    if ref.get("resolver"):
+        try:
+            return cluster.resolve("StepAction", ref)
+        except ResolutionError as exc:
+            raise ResolutionError("TaskRunResolutionFailed", str(exc)) from None
+    action = cluster.get("StepAction", str(ref.get("name", "")))
+    if action is None:
+        raise ResolutionError(
+            "TaskRunResolutionFailed", f'stepactions.tekton.dev "{ref.get("name")}" not found'
+        )
+    return action
 
 
 def step_env(step: dict[str, Any], cluster: Cluster) -> dict[str, str]:

@@ -26,7 +26,12 @@ from tekton_mlops.local.pod import (
 from tekton_mlops.local.probes import wait_ready
 from tekton_mlops.local.runner import StepInvocation, StepRunner
 from tekton_mlops.local.status import TaskRunOutcome, condition
-from tekton_mlops.local.steps import inline_step_action, merge_template, step_env
+from tekton_mlops.local.steps import (
+    find_step_action,
+    inline_step_action,
+    merge_template,
+    step_env,
+)
 from tekton_mlops.local.workspaces import PodInvalid, Workspace
 from tekton_mlops.results import termination_message_size
 from tekton_mlops.tekton import defaults
@@ -146,17 +151,13 @@ class TaskRunExecutor:
         steps = [
             s if "ref" in s else merge_template(s, template) for s in plan.spec.get("steps") or []
         ]
-        for step in steps:
-            if (
-                "ref" in step
-                and self.cluster.get("StepAction", step["ref"].get("name", "")) is None
-            ):
-                missing = step["ref"].get("name")
-                return finish(
-                    False,
-                    "TaskRunResolutionFailed",
-                    f'stepactions.tekton.dev "{missing}" not found',
-                )
+        try:
+            for step in steps:
+                if "ref" in step:  # a resolver's params may use the TaskRun's params
+                    step["ref"] = substitute(step["ref"], param_table)
+                    find_step_action(self.cluster, step["ref"])
+        except ResolutionError as exc:
+            return finish(False, exc.reason, str(exc))
         workspaces = {
             name: Workspace(w.root, w.claim, w.volume, substitute_string(w.sub_path, param_table))
             for name, w in plan.workspaces.items()
