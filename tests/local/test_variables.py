@@ -344,3 +344,26 @@ def test_workspace_sub_path_with_run_context(tekton, tmp_path) -> None:  # type:
     )
     assert run.exit_code == 0, run.log
     assert (tmp_path / "runs" / "ctx" / "workspaces" / "data" / "ctx" / "f").is_file()
+
+
+def test_step_artifacts_land_in_the_step_status(tekton) -> None:  # type: ignore[no-untyped-def]
+    run = tekton(
+        """
+    apiVersion: tekton.dev/v1
+    kind: TaskRun
+    metadata: {name: artifacts}
+    spec:
+      taskSpec:
+        steps:
+          - name: build
+            image: bash
+            script: |
+              printf '{"outputs":[{"name":"image","values":[{"uri":"oci://r/i",
+              "digest":{"sha256":"ab"}}]}]}' > $(step.artifacts.path)
+    """
+    )
+    assert run.exit_code == 0, run.log
+    step = run.object["status"]["steps"][0]
+    assert step["outputs"] == [
+        {"name": "image", "values": [{"uri": "oci://r/i", "digest": {"sha256": "ab"}}]}
+    ]

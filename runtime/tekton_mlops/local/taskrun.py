@@ -358,12 +358,14 @@ class TaskRunExecutor:
             if not by_index.exists():
                 by_index.symlink_to(container)
             inside = Path(defaults.STEPS_DIR) / container if self.runner.pod_paths else own
+            (own / "artifacts").mkdir(exist_ok=True)
             step_table = {
                 **table,
                 **{
                     f"step.results.{r['name']}.path": str(inside / "results" / r["name"])
                     for r in raw.get("results") or []
                 },
+                "step.artifacts.path": str(inside / "artifacts" / "provenance.json"),
             }
             step = substitute_in_passes(raw, step_table)
             invocation = self._invocation(pod, step, index, name, deadline)
@@ -396,6 +398,7 @@ class TaskRunExecutor:
                     "terminationReason": reason,
                 }
             )
+            _record_artifacts(status["steps"][-1], own / "artifacts" / "provenance.json")
             took = outcome.finished - outcome.started
             self.log(
                 f"  step {plan.name}/{name} {reason.lower()} "
@@ -483,6 +486,20 @@ def _parsed(text: str, kind: str) -> Value | None:
     except ValueError:
         return None
     return parsed if value_type(parsed) == kind else None
+
+
+def _record_artifacts(step_status: dict[str, Any], provenance: Path) -> None:
+    """Artifacts a step wrote to $(step.artifacts.path), in its status as Tekton keeps them."""
+    if not provenance.is_file():
+        return
+    try:
+        artifacts = json.loads(provenance.read_text())
+    except ValueError:
+        return
+    if isinstance(artifacts, dict):
+        for kind in ("inputs", "outputs"):
+            if isinstance(artifacts.get(kind), list):
+                step_status[kind] = artifacts[kind]
 
 
 def _step_results(step: str, declared: list[dict[str, Any]], folder: Path) -> dict[str, Value]:
