@@ -14,8 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tekton_mlops.tekton.defaults import param_type, value_type
+from tekton_mlops.tekton.defaults import value_type
+from tekton_mlops.tekton.resources import ParamSpec
 from tekton_mlops.tekton.variables import Value
+
+
+def _declared(spec: dict[str, Any]) -> list[ParamSpec]:
+    return [ParamSpec(p) for p in spec.get("params") or []]
 
 
 def resolve_params(
@@ -31,20 +36,19 @@ def resolve_params(
     missing = []
     mismatched = []
     missing_keys: dict[str, list[str]] = {}
-    for param in spec.get("params") or []:
-        name = param["name"]
-        declared = param_type(param)
+    for param in _declared(spec):
+        name = param.name
         if name in given:
-            if value_type(given[name]) != declared:
+            if value_type(given[name]) != param.type:
                 mismatched.append(name)
-            elif declared == "object":
-                merged = {**(param.get("default") or {}), **given[name]}  # type: ignore[dict-item]
+            elif param.type == "object":
+                merged = {**(param.default or {}), **given[name]}  # type: ignore[dict-item]
                 values[name] = merged
-                absent = [k for k in param.get("properties") or {} if k not in merged]
+                absent = [k for k in param.properties if k not in merged]
                 if absent:
                     missing_keys[name] = absent
-        elif "default" in param:
-            values[name] = param["default"]
+        elif param.has_default:
+            values[name] = param.default
         else:
             missing.append(name)
     if missing:
@@ -66,15 +70,11 @@ def resolve_params(
 
 def missing_params(spec: dict[str, Any], given: dict[str, Value]) -> list[str]:
     """Declared params without a value or a default (a PipelineRun's ``ParameterMissing``)."""
-    return [
-        p["name"] for p in spec.get("params") or [] if p["name"] not in given and "default" not in p
-    ]
+    return [p.name for p in _declared(spec) if p.name not in given and not p.has_default]
 
 
 def mismatched_params(spec: dict[str, Any], given: dict[str, Value]) -> list[str]:
     """Declared params given a value of another type (``ParameterTypeMismatch``)."""
     return [
-        p["name"]
-        for p in spec.get("params") or []
-        if p["name"] in given and value_type(given[p["name"]]) != param_type(p)
+        p.name for p in _declared(spec) if p.name in given and value_type(given[p.name]) != p.type
     ]
