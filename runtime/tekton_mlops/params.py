@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from tekton_mlops import quickcheck
 from tekton_mlops.errors import ParameterError, Violation
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -169,8 +170,6 @@ def validate(schema: StepSchema, raw: Mapping[str, str | None]) -> dict[str, Any
     Raises:
         ParameterError: with every violation, when any rule is broken.
     """
-    import jsonschema  # imported here: --help must not pay for it
-
     violations: list[Violation] = []
     instance: dict[str, Any] = {}
     for name, text in raw.items():
@@ -194,6 +193,11 @@ def validate(schema: StepSchema, raw: Mapping[str, str | None]) -> dict[str, Any
     # An empty default means "not given": it is not a value to validate.
     defaults = {k: v["default"] for k, v in schema.properties.items() if "default" in v}
     full = {k: v for k, v in defaults.items() if v != ""} | instance
+    if not violations and quickcheck.valid(schema.document, full) is True:
+        # Valid params, the common case, need no jsonschema (50 ms to import).
+        return {python_name(k): v for k, v in (defaults | instance).items()}
+    import jsonschema  # only to word every violation: here, --help and valid runs skip it
+
     validator = jsonschema.Draft202012Validator(schema.document)
     for error in sorted(validator.iter_errors(full), key=lambda e: list(e.absolute_path)):
         if error.validator == "required":
