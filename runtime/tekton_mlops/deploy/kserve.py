@@ -143,13 +143,27 @@ class KServe:
         )  # fmt: skip
 
     def apply(self, isvc: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply, through the client's plain request call.
+
+        The generated ``patch_namespaced_custom_object`` takes a content type only from
+        kubernetes 31 on, and the kfp SDK (an optional extra) pins the client below that;
+        the client writes the body as JSON, which is valid apply-patch YAML either way.
+        """
         meta = isvc["metadata"]
+        path = "/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}"
         return self._call(  # type: ignore[no-any-return]
             f"applying InferenceService {meta['namespace']}/{meta['name']}",
-            self.api.patch_namespaced_custom_object,
-            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], isvc,
-            field_manager=FIELD_MANAGER, force=True,
-            _content_type="application/apply-patch+yaml",
+            self.api.api_client.call_api,
+            path, "PATCH",
+            path_params={"group": GROUP, "version": VERSION, "namespace": meta["namespace"],
+                         "plural": PLURAL, "name": meta["name"]},
+            query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            header_params={"Content-Type": "application/apply-patch+yaml",
+                           "Accept": "application/json"},
+            body=isvc,
+            response_type="object",
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
         )  # fmt: skip
 
     def wait_ready(
