@@ -59,6 +59,9 @@ release: image-test ## Push the tested image, pin it into every Task, push bundl
 	@test -n "$(REGISTRY)" || { echo "set REGISTRY, e.g. make release REGISTRY=ghcr.io/tekton-mlops"; exit 2; }
 	$(BIN)/tekton-mlops catalog release --registry $(REGISTRY)
 
+mutation: $(STAMP) ## Mutation score of the modules that gate a release; fails under MIN_SCORE (90) %
+	MIN_SCORE=$(or $(MIN_SCORE),90) hack/mutation.sh
+
 bench: $(STAMP) ## Run the ratio benchmarks into benchmarks/README.md (BENCH="fetch sign" for some)
 	hack/system-deps.sh --bench
 	$(BIN)/python benchmarks/run.py $(BENCH)
@@ -70,6 +73,6 @@ services: $(STAMP) ## Start the local S3 server (moto) by hand on 127.0.0.1:5000
 	hack/services.sh
 
 clean: ## Remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench .image .tekton-mlops
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench .image .tekton-mlops .mutation
 
-.PHONY: help dev system-deps test lint docs verify fmt image image-test release bench demo services clean
+.PHONY: help dev system-deps test lint docs verify fmt image image-test release mutation bench demo services clean

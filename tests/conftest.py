@@ -6,13 +6,19 @@ CI=true, where .ci/run installs everything and a missing component is a failure.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import csv
 import os
+import queue
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,21 +43,42 @@ def need(condition: bool, reason: str) -> None:
 
 
 def free_port() -> int:
+    """A port free now, for the rare server that cannot bind port 0 and say which it got.
+
+    Another process may take it before the server binds it: prefer ``Service`` (the
+    server binds port 0 and announces its port) wherever the server allows it.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def wait_http(url: str, seconds: float = 20) -> None:
+@contextlib.contextmanager
+def refused_url() -> Iterator[str]:
+    """An http:// URL on 127.0.0.1 where connecting is refused, for as long as it is held.
+
+    The port is bound and never listened on, so nothing else can take it meanwhile: a
+    refusal is certain, unlike a port found free and released again.
+    """
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{holder.getsockname()[1]}"
+
+
+def wait_http(url: str, seconds: float = 20, auth: tuple[str, str] | None = None) -> None:
+    """Poll ``url`` until it answers 200: a server that answers, not one that only accepts."""
     deadline = time.monotonic() + seconds
+    headers = {}
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
     while True:
         try:
-            urllib.request.urlopen(url, timeout=1).close()
-            return
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=1):
+                return  # urlopen raises for anything but 2xx/3xx
         except OSError as exc:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not come up: {exc}") from None
-            time.sleep(0.1)
+                raise TimeoutError(f"{url} did not answer 200: {exc}") from None
+            time.sleep(0.05)  # a poll interval: what is waited for is the answer above
 
 
 def answers_200(url: str) -> bool:
@@ -63,6 +90,78 @@ def answers_200(url: str) -> bool:
         return False
 
 
+class Service:
+    """A server process that binds port 0 itself and announces the port it got.
+
+    A port chosen by the test and bound later by the server can be taken in between by
+    anything else on the machine; the server's own announcement is never stale. Its stderr
+    is read by a thread (so a chatty server never blocks on a full pipe) and the last lines
+    are kept for the error message when it does not come up.
+    """
+
+    def __init__(self, command: list[str], announces: str, what: str, seconds: float = 30):
+        self.what = what
+        self.lines: deque[str] = deque(maxlen=40)
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        found: queue.Queue[int | None] = queue.Queue()
+        pattern = re.compile(announces)
+
+        def read() -> None:
+            assert self.process.stderr is not None
+            for raw in self.process.stderr:
+                line = raw.decode(errors="replace").rstrip()
+                self.lines.append(line)
+                if (match := pattern.search(line)) is not None:
+                    found.put(int(match.group(1)))
+            found.put(None)  # the process closed its stderr: it ended
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            port = found.get(timeout=seconds)
+        except queue.Empty:
+            port = None
+        if port is None:
+            self.stop()
+            raise TimeoutError(f"{what} did not start: {self.log()}")
+        self.port = port
+
+    def log(self) -> str:
+        return " | ".join(self.lines) or "(no output)"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+
+def announced_port(
+    process: subprocess.Popen[bytes],
+    log: Path,
+    announces: str,
+    offset: int = 0,
+    seconds: float = 30,
+) -> int:
+    """The port a server bound itself (port 0) and named in the log file it writes.
+
+    For servers whose stderr goes to a file the test reads afterwards; ``offset`` skips
+    what earlier runs appended to the same file. Kills the process when no port comes.
+    """
+    pattern = re.compile(announces)
+    deadline = time.monotonic() + seconds
+    while True:
+        text = log.read_bytes()[offset:].decode(errors="replace") if log.exists() else ""
+        if (match := pattern.search(text)) is not None:
+            return int(match.group(1))
+        if process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+            raise TimeoutError(f"no port announced ({announces!r}): {text[-2000:]}")
+        time.sleep(0.02)  # a poll interval: what is waited for is the line above
+
+
 @dataclass
 class S3Server:
     """A moto standalone S3 server process on 127.0.0.1."""
@@ -71,30 +170,41 @@ class S3Server:
     process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        self.process.kill()
+        if self.process.poll() is None:
+            self.process.kill()
         self.process.wait(timeout=10)
 
 
 def start_moto() -> S3Server:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    # moto's server is werkzeug's: port 0 is bound by the socket, and the startup line
+    # "Running on http://127.0.0.1:<port>" names the port it got.
+    service = Service(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+        r"Running on http://127\.0\.0\.1:(\d+)",
+        "moto S3 server",
     )
-    endpoint = f"http://127.0.0.1:{port}"
-    wait_http(f"{endpoint}/moto-api/")
-    return S3Server(endpoint, process)
+    endpoint = f"http://127.0.0.1:{service.port}"
+    try:
+        wait_http(f"{endpoint}/moto-api/")
+    except BaseException:
+        service.stop()
+        raise
+    return S3Server(endpoint, service.process)
 
 
 @dataclass
 class RegistryServer:
-    """Debian's docker-registry (distribution 2.8) on 127.0.0.1, optionally with htpasswd auth."""
+    """Debian's docker-registry (distribution 2.8) on 127.0.0.1, optionally with htpasswd auth.
+
+    It binds port 0 and logs "listening on 127.0.0.1:<port>"; a restart after stop() gets a
+    new port, on the same storage.
+    """
 
     root: Path
-    port: int
     htpasswd: Path | None = None
-    process: subprocess.Popen[bytes] | None = None
+    credentials: tuple[str, str] | None = None  # to probe an auth registry for readiness
+    port: int = 0
+    service: Service | None = None
 
     @property
     def host(self) -> str:
@@ -104,6 +214,10 @@ class RegistryServer:
     def data(self) -> Path:
         return self.root / "data"
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.service.process if self.service is not None else None
+
     def start(self) -> RegistryServer:
         auth = (
             f"auth:\n  htpasswd:\n    realm: test\n    path: {self.htpasswd}\n"
@@ -112,45 +226,49 @@ class RegistryServer:
         )
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "config.yml"
+        # Level info for the "listening on" line; access logs off, they say nothing here.
         config.write_text(
             f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {self.data}\n"
-            f"http:\n  addr: {self.host}\nlog:\n  level: error\n{auth}"
+            f"http:\n  addr: 127.0.0.1:0\nlog:\n  level: info\n  accesslog:\n"
+            f"    disabled: true\n{auth}"
         )
-        self.process = subprocess.Popen(
+        self.service = Service(
             ["docker-registry", "serve", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            r"listening on 127\.0\.0\.1:(\d+)",
+            "docker-registry",
         )
-        deadline = time.monotonic() + 20
-        while True:  # 401 from an auth registry also means "up"
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"registry on {self.host} did not come up") from None
-                time.sleep(0.05)
+        self.port = self.service.port
+        try:
+            # Ready means the distribution API answers: /v2/ is 200 (with credentials if any).
+            wait_http(f"http://{self.host}/v2/", auth=self.credentials)
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
+        if self.service is not None:
+            self.service.stop()
+            self.service = None
 
 
-def start_registry(root: Path, htpasswd: Path | None = None) -> RegistryServer:
+def start_registry(
+    root: Path, htpasswd: Path | None = None, credentials: tuple[str, str] | None = None
+) -> RegistryServer:
     import shutil
 
     need(shutil.which("docker-registry") is not None, "docker-registry is not installed")
-    return RegistryServer(root, free_port(), htpasswd).start()
+    return RegistryServer(root, htpasswd, credentials).start()
 
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A registry without auth for the whole session; yields host:port."""
     server = start_registry(tmp_path_factory.mktemp("registry"))
-    yield server.host
-    server.stop()
+    try:
+        yield server.host
+    finally:
+        server.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -172,8 +290,10 @@ def s3_server() -> Iterator[S3Server]:
     except ImportError:
         need(False, "moto[server] is not installed")
     server = start_moto()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

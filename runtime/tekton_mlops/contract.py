@@ -9,6 +9,7 @@ results are written, and the result budget is enforced.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,27 @@ class StepContext:
         """Record this run's lineage inside the artifact it produces."""
         record = statement(self.step, self.params, inputs, outputs, self.started, datetime.now(UTC))
         return write_statement(artifact_dir, self.step, record)
+
+    def write_lineage_beside(
+        self, folder: Path, inputs: Sequence[Artifact], outputs: Sequence[Artifact]
+    ) -> Path | None:
+        """Record this run's lineage beside an artifact the step only reads.
+
+        Such a folder may be mounted read-only (a workspace with ``readOnly: true``): the
+        step's work does not depend on metadata, so it goes on without the record and
+        says so in one log line instead of failing a verification or a push over it.
+        """
+        try:
+            return self.write_lineage(folder, inputs, outputs)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            self.log.warning(
+                "no lineage record: %s is not writable (%s)",
+                folder / ".mlops" / "lineage",
+                exc.strerror,
+            )
+            return None
 
 
 class StepModule(Protocol):

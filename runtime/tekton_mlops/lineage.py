@@ -35,14 +35,24 @@ BUILDER_ID = "https://tekton-mlops.dev/runtime"
 
 @dataclass(frozen=True)
 class Artifact:
-    """An input or output of a step, identified by its sha256."""
+    """An input or output of a step, identified by its digest.
+
+    ``digest`` is hex sha256 unless ``algorithm`` says otherwise (``gitCommit`` for a
+    repository at a commit). It is empty for what has no digest anyone could check (an
+    endpoint, a model deployed without verification): the record then names it by URI
+    only and never makes it a subject, since a subject without a digest identifies nothing.
+    """
 
     name: str
     uri: str
-    sha256: str  # hex
+    digest: str
+    algorithm: str = "sha256"
 
     def descriptor(self) -> dict[str, Any]:
-        return {"name": self.name, "uri": self.uri, "digest": {"sha256": self.sha256}}
+        found: dict[str, Any] = {"name": self.name, "uri": self.uri}
+        if self.digest:
+            found["digest"] = {self.algorithm: self.digest}
+        return found
 
 
 def _timestamp(moment: datetime) -> str:
@@ -75,7 +85,9 @@ def statement(
         metadata["invocationId"] = invocation
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": a.name, "digest": {"sha256": a.sha256}} for a in outputs],
+        "subject": [
+            {"name": a.name, "digest": {a.algorithm: a.digest}} for a in outputs if a.digest
+        ],
         "predicateType": PROVENANCE_TYPE,
         "predicate": {
             "buildDefinition": {

@@ -7,6 +7,7 @@ validated against KServe's own CRD schema (tests/schemas/kserve).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,23 +20,53 @@ from tests.kube_api_double import KubeApiDouble, crd_violations
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def signed_iris(datasets, keys, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+def train_and_sign(data: Path, keys: KeyPair, model: Path, estimator: str, hyper: str) -> str:
+    """Train and sign a model as the Pipeline does; return sign-artifact's root-digest."""
     from click.testing import CliRunner
 
     from tekton_mlops.cli import main
 
-    root = tmp_path_factory.mktemp("deploy")
-    model = root / "model"
+    results = model.parent / f"{model.name}-results"
     for args in (
-        ["train-model", f"--data={datasets['iris']}", "--target-column=target",
-         f"--output={model}", "--estimator=logistic-regression",
-         '--hyperparameters={"max_iter": 500}'],
+        ["train-model", f"--data={data}", "--target-column=target", f"--output={model}",
+         f"--estimator={estimator}", f"--hyperparameters={hyper}"],
         ["sign-artifact", f"--path={model}", f"--private-key={keys.private}"],
     ):  # fmt: skip
-        outcome = CliRunner().invoke(main, [*args, f"--results-dir={root / 'r'}"])
+        outcome = CliRunner().invoke(main, [*args, f"--results-dir={results}"])
         assert outcome.exit_code == 0, outcome.output
+    return (results / "root-digest").read_text()
+
+
+@pytest.fixture(scope="module")
+def signed_iris(datasets, keys, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    model = tmp_path_factory.mktemp("deploy") / "model"
+    train_and_sign(datasets["iris"], keys, model, "logistic-regression", '{"max_iter": 500}')
     return model
+
+
+@pytest.fixture(scope="module")
+def signed_root(signed_iris: Path) -> str:
+    """sign-artifact's root-digest of signed_iris."""
+    return (signed_iris.parent / "model-results" / "root-digest").read_text()
+
+
+def root_digest_of(model: Path) -> str:
+    """The model's root digest computed here, from its bytes: sha256 over the sha256 of each
+    file in path order, the runtime's metadata (.mlops) and the signature left out."""
+    files = sorted(
+        p.relative_to(model).as_posix()
+        for p in model.rglob("*")
+        if p.is_file() and p.name != "model.sig" and ".mlops" not in p.relative_to(model).parts
+    )
+    digests = b"".join(hashlib.sha256((model / f).read_bytes()).digest() for f in files)
+    return "sha256:" + hashlib.sha256(digests).hexdigest()
+
+
+def lineage(folder: Path, step: str) -> dict:  # type: ignore[type-arg]
+    record = json.loads((folder / ".mlops" / "lineage" / f"{step}.intoto.json").read_text())
+    assert record["_type"] == "https://in-toto.io/Statement/v1"
+    assert record["predicate"]["buildDefinition"]["buildType"].endswith(f"/{step}")
+    return record  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -68,13 +99,24 @@ def check_slo(run_step, url: str, out: Path, slos: str, *extra: str):  # type: i
     )  # fmt: skip
 
 
-def test_local_deploy_then_slo_pass_and_fail(run_step, signed_iris, keys, state, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_local_deploy_then_slo_pass_and_fail(  # type: ignore[no-untyped-def]
+    run_step, signed_iris, signed_root, keys, state, tmp_path
+) -> None:
     deployed = deploy_local(run_step, signed_iris, keys, state)
     assert deployed.exit_code == 0, deployed.output
     url = deployed.results["url"]
     assert deployed.results["revision"] == "stable"
-    assert deployed.results["model-digest"].startswith("sha256:")
+    # The digest reported is the one signed, and the one of the model's bytes.
+    assert deployed.results["model-digest"] == signed_root == root_digest_of(signed_iris)
     assert answers(url)
+    # The record of the deploy: the signed model in, the endpoint serving it out.
+    record = lineage(state / "iris" / "stable", "deploy-model")
+    digest = {"sha256": signed_root.removeprefix("sha256:")}
+    assert record["subject"] == [{"name": "deployment", "digest": digest}]
+    deps = record["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert deps == [{"name": "model", "uri": signed_iris.as_uri(), "digest": digest}]
+    # The deployed copy is the model that was signed, byte for byte.
+    assert root_digest_of(state / "iris" / "stable" / "model") == signed_root
 
     loose = check_slo(
         run_step, url, tmp_path / "pass", '{"latency_p99_ms": "<=2000", "error_rate": "<=0.01"}'
@@ -141,19 +183,58 @@ def test_local_canary_rollback_and_promote(run_step, signed_iris, keys, state, t
     assert not answers(again.results["url"])
 
 
-def test_ab_mode_names_the_winner(run_step, signed_iris, keys, state, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    baseline = deploy_local(run_step, signed_iris, keys, state).results["url"]
-    candidate = deploy_local(run_step, signed_iris, keys, state, "--canary-traffic-percent=50")
-    compared = check_slo(
-        run_step, candidate.results["url"], tmp_path / "ab", '{"error_rate": "<=0"}',
-        f"--baseline-url={baseline}", "--compare-metric=throughput_rps",
+@pytest.fixture(scope="module")
+def signed_forest(datasets, keys, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    """A much slower model of the same data: a forest of deep trees, each row through all."""
+    model = tmp_path_factory.mktemp("forest") / "model"
+    train_and_sign(
+        datasets["iris"], keys, model, "random-forest-classifier",
+        '{"n_estimators": 1500, "max_depth": null, "min_samples_leaf": 1}',
+    )  # fmt: skip
+    return model
+
+
+def many_rows(count: int) -> str:
+    """One request of ``count`` iris rows: the model's work grows with it, the HTTP part not."""
+    rows = [[5.1 + (i % 7) / 10, 3.5 - (i % 5) / 10, 1.4 + (i % 40) / 10, 0.2 + (i % 20) / 10]
+            for i in range(count)]  # fmt: skip
+    data = [v for row in rows for v in row]
+    return json.dumps(
+        {"inputs": [{"name": "X", "datatype": "FP32", "shape": [count, 4], "data": data}]}
+    )
+
+
+@pytest.mark.parametrize(
+    ("metric", "candidate_is_fast"),
+    [("latency_p50_ms", True), ("throughput_rps", True), ("latency_p95_ms", False)],
+)
+def test_ab_names_the_measurably_faster_endpoint(  # type: ignore[no-untyped-def]
+    run_step, signed_iris, signed_forest, keys, state, tmp_path, metric, candidate_is_fast
+) -> None:
+    # One endpoint serves a logistic regression, the other 1,500 trees: on 2,000 rows per
+    # request the forest is several times slower, so the winner is not a matter of noise.
+    fast, slow = signed_iris, signed_forest
+    stable, canary = (slow, fast) if candidate_is_fast else (fast, slow)
+    baseline = deploy_local(run_step, stable, keys, state)
+    candidate = deploy_local(run_step, canary, keys, state, "--canary-traffic-percent=50")
+    assert baseline.exit_code == candidate.exit_code == 0, baseline.output + candidate.output
+    compared = run_step(
+        "check-slo", f"--url={candidate.results['url']}", "--model=iris", "--requests=60",
+        "--concurrency=2", f"--payload={many_rows(2000)}", f"--output={tmp_path / 'ab'}",
+        f"--baseline-url={baseline.results['url']}", f"--compare-metric={metric}",
+        '--slos={"error_rate": "<=0"}',
     )  # fmt: skip
     assert compared.exit_code == 0, compared.output
     report = json.loads((tmp_path / "ab" / "slo-report.json").read_text())
-    mine = report["measured"]["throughput_rps"]
-    theirs = report["baseline"]["measured"]["throughput_rps"]
-    expected = "candidate" if mine > theirs else "baseline" if theirs > mine else "tie"
-    assert compared.results["winner"] == expected
+    assert report["measured"]["error_rate"] == report["baseline"]["measured"]["error_rate"] == 0
+    slow_side, fast_side = (
+        (report["baseline"]["measured"], report["measured"])
+        if candidate_is_fast
+        else (report["measured"], report["baseline"]["measured"])
+    )
+    # The gap the verdict rests on is large (3 to 5 times here), not a few percent.
+    assert slow_side["latency_p50_ms"] > 1.5 * fast_side["latency_p50_ms"], report
+    assert compared.results["winner"] == ("candidate" if candidate_is_fast else "baseline")
 
 
 def test_unverified_models_are_not_deployed(  # type: ignore[no-untyped-def]
@@ -170,6 +251,11 @@ def test_unverified_models_are_not_deployed(  # type: ignore[no-untyped-def]
     assert allowed.exit_code == 0
     assert "WITHOUT signature verification" in allowed.output
     assert allowed.results["model-digest"] == ""
+    # Nothing vouches for a digest: the record names the model by URI and has no subject.
+    record = lineage(state / "iris" / "stable", "deploy-model")
+    assert record["subject"] == []
+    deps = record["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert deps == [{"name": "model", "uri": signed_iris.as_uri()}]
 
 
 # KServe, against the Kubernetes API double --------------------------------------------------
@@ -211,14 +297,26 @@ def kserve(run_step, kubeconfig: Path, *args: str):  # type: ignore[no-untyped-d
     )  # fmt: skip
 
 
-def test_kserve_canary_deploy_rollback_and_promote(run_step, kube, pushed_uri, keys) -> None:  # type: ignore[no-untyped-def]
+def test_kserve_canary_deploy_rollback_and_promote(  # type: ignore[no-untyped-def]
+    run_step, kube, pushed_uri, keys, signed_root, tmp_path
+) -> None:
     double, kubeconfig = kube
+    deployments = tmp_path / "deployments"
     deployed = kserve(
         run_step, kubeconfig, f"--model-uri={pushed_uri}", f"--public-key={keys.public}",
         "--canary-traffic-percent=10", "--service-account=models-sa",
         '--resources={"requests": {"cpu": "100m", "memory": "256Mi"}}',
+        f"--state-dir={deployments}",
     )  # fmt: skip
     assert deployed.exit_code == 0, deployed.output
+    # Pulled back from the registry and verified: the digest signing reported, no other.
+    assert deployed.results["model-digest"] == signed_root
+    record = lineage(deployments / "iris", "deploy-model")
+    digest = {"sha256": signed_root.removeprefix("sha256:")}
+    assert record["subject"] == [{"name": "deployment", "digest": digest}]
+    assert record["predicate"]["buildDefinition"]["resolvedDependencies"] == [
+        {"name": "model", "uri": pushed_uri, "digest": digest}
+    ]
     assert deployed.results["url"] == "http://iris.models.example.com"
     assert deployed.results["revision"] == "iris-predictor-00001"
     applied = double.applied[-1]

@@ -214,14 +214,15 @@ def test_missing_bucket_and_bad_credentials(run_step, s3_server, tmp_path, monke
 
 
 def test_unreachable_endpoint(run_step, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tests.conftest import free_port
+    from tests.conftest import refused_url
 
-    outcome = run_step(
-        "fetch-data",
-        "--source=s3://b/k.csv",
-        f"--output={tmp_path}/data",
-        f"--endpoint-url=http://127.0.0.1:{free_port()}",
-    )
+    with refused_url() as endpoint:
+        outcome = run_step(
+            "fetch-data",
+            "--source=s3://b/k.csv",
+            f"--output={tmp_path}/data",
+            f"--endpoint-url={endpoint}",
+        )
     assert outcome.exit_code == 1
     assert "cannot reach the S3 endpoint" in outcome.output
     assert not (tmp_path / "data").exists()
@@ -381,7 +382,7 @@ def test_server_stopped_mid_download_leaves_nothing(tmp_path) -> None:  # type: 
             server.endpoint, "fault", tmp_path, lambda process: server.stop()
         )
     finally:
-        server.process.kill()
+        server.stop()  # idempotent: kills and reaps it if the lambda did not
     assert code == 1, log
     errors = [line for line in log.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, log

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tekton_mlops.params import load_schema, step_names
-from tests.conftest import CLI, KeyPair
+from tests.conftest import CLI, REPO, KeyPair
 
 pytestmark = pytest.mark.integration
 
@@ -168,6 +168,13 @@ CASES = [
     Case(
         "read-config", "repo-url",
         lambda p, s: [f"--repo-url={p}", "--dataset-uri=file:///d.csv", "--target-column=t"],
+    ),
+    Case(
+        "read-config", "output",
+        # This checkout is a git repository: the output folder must be refused before the read.
+        lambda p, s: [f"--repo-url={REPO}", "--revision=HEAD", "--dataset-uri=file:///d.csv",
+                      "--target-column=t", f"--output={p}"],
+        OUTPUT_DIR,
     ),
 ]  # fmt: skip
 

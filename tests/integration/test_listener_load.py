@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import CLI, free_port, wait_http
+from tests.conftest import CLI, announced_port, wait_http
 
 pytestmark = pytest.mark.integration
 SECRET = "burst-secret"
@@ -87,16 +87,20 @@ def post(url: str, number: int) -> int:
 def start(
     folder: Path, secrets: Path, runs: Path, log: Path
 ) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+    # Port 0: the listener binds a free port itself and logs which one; a restart appends
+    # to the same log, so only what this run wrote is searched.
+    offset = log.stat().st_size if log.exists() else 0
     process = subprocess.Popen(
-        [CLI, "listen", str(folder), f"--port={port}", f"--secrets-dir={secrets}",
+        [CLI, "listen", str(folder), "--port=0", f"--secrets-dir={secrets}",
          f"--runs-dir={runs}", f"--concurrency={CONCURRENCY}"],
         stdout=subprocess.DEVNULL, stderr=log.open("ab"),
     )  # fmt: skip
+    port = announced_port(process, log, r"EventListener \S+ on http://127\.0\.0\.1:(\d+)", offset)
     try:
         wait_http(f"http://127.0.0.1:{port}/live")
-    except TimeoutError:
+    except BaseException:
         process.kill()
+        process.wait(timeout=10)
         raise
     return process, f"http://127.0.0.1:{port}/"
 

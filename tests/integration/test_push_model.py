@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,43 @@ def signed_model(tmp_path: Path, run_step, keys: KeyPair) -> Path:  # type: igno
     (root / "evaluation.json").write_text('{"metrics": {"accuracy": 0.97}, "passed": true}\n')
     signed = run_step("sign-artifact", f"--path={root}", f"--private-key={keys.private}")
     assert signed.exit_code == 0, signed.output
+    (tmp_path / "signed-root").write_text(signed.results["root-digest"])
     return root
+
+
+def signed_root(model: Path) -> str:
+    """sign-artifact's root-digest of the signed_model fixture."""
+    return (model.parent / "signed-root").read_text()
+
+
+def content_root(model: Path) -> str:
+    """The root digest of what push-model stores, computed here: every file but the
+    runtime's metadata, the signature included (so a fetch of the push can pin it), as
+    sha256 over the files' sha256 digests in path order."""
+    files = sorted(
+        p.relative_to(model).as_posix()
+        for p in model.rglob("*")
+        if p.is_file() and ".mlops" not in p.relative_to(model).parts
+    )
+    digests = b"".join(hashlib.sha256((model / f).read_bytes()).digest() for f in files)
+    return "sha256:" + hashlib.sha256(digests).hexdigest()
+
+
+def push_record(model: Path) -> dict:  # type: ignore[type-arg]
+    """push-model's lineage record, beside the model it pushed."""
+    path = model / ".mlops" / "lineage" / "push-model.intoto.json"
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def assert_push_record(model: Path, pushed_digest: str) -> None:
+    record = push_record(model)
+    root = content_root(model).removeprefix("sha256:")
+    assert record["predicate"]["buildDefinition"]["resolvedDependencies"] == [
+        {"name": "model", "uri": model.resolve().as_uri(), "digest": {"sha256": root}}
+    ]
+    assert record["subject"] == [
+        {"name": "pushed-model", "digest": {"sha256": pushed_digest.removeprefix("sha256:")}}
+    ]
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -57,11 +95,22 @@ def test_oci_round_trip_by_digest(run_step, registry, signed_model, keys, tmp_pa
         "digest": digest,
         "isBuildArtifact": "true",
     }
-    # The tag resolves to the digest the results pin.
+    # The tag resolves to the digest the results pin, which is the sha256 of the manifest's
+    # bytes as the registry serves them.
     from tekton_mlops.storage.oci import Registry
 
     manifest, by_tag = Registry(registry).manifest("team/iris", "1.0")
     assert by_tag == digest
+    request = urllib.request.Request(
+        f"http://{registry}/v2/team/iris/manifests/1.0",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        assert "sha256:" + hashlib.sha256(response.read()).hexdigest() == digest
+    # The root digest of the files pushed, and the push recorded beside the model. (It
+    # covers model.sig too, which sign-artifact's root, over the signed files, cannot.)
+    assert pushed.results["root-digest"] == content_root(signed_model)
+    assert_push_record(signed_model, digest)
     assert manifest["artifactType"] == "application/vnd.tekton-mlops.model.v1"
     notes = manifest["annotations"]
     assert notes["dev.tekton-mlops.model.metrics"] == '{"accuracy":0.97}'
@@ -70,6 +119,8 @@ def test_oci_round_trip_by_digest(run_step, registry, signed_model, keys, tmp_pa
         layer["annotations"]["org.opencontainers.image.title"] for layer in manifest["layers"]
     }
     assert {"model.onnx", "model.sig", "metadata.json", "evaluation.json"} <= titles
+    # A record of this push cannot be part of what it pushed.
+    assert ".mlops/lineage/push-model.intoto.json" not in titles
 
     out = tmp_path / "pulled"
     fetched = fetch_verified(run_step, pushed.results["model-uri"], out, keys)
@@ -213,12 +264,13 @@ def test_registry_stopped_mid_push_fails_cleanly_and_a_rerun_succeeds(  # type: 
         assert f"registry {server.host}" in errors[0]
         assert "Traceback" not in output
         assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
-        server.start()  # same storage, same port
+        server.start()  # the same storage (and its half upload), on a port of its own
         from tekton_mlops.errors import SourceError
         from tekton_mlops.storage.oci import Registry
 
         with pytest.raises(SourceError, match="404"):  # no tag points at half a model
             Registry(server.host).manifest("team/big", "1")
+        destination = f"--destination=oci://{server.host}/team/big:1"
         rerun = run_step("push-model", f"--path={model}", destination)
         assert rerun.exit_code == 0, rerun.output
         Registry(server.host).manifest("team/big", rerun.results["MODEL_IMAGE_DIGEST"])
@@ -235,9 +287,13 @@ def auth_registry(tmp_path: Path):  # type: ignore[no-untyped-def]
     htpasswd = tmp_path / "htpasswd"
     hashed = bcrypt.hashpw(SECRET.encode(), bcrypt.gensalt(rounds=4)).decode()
     htpasswd.write_text(f"pusher:{hashed}\n")
-    server: RegistryServer = start_registry(tmp_path / "auth-registry", htpasswd)
-    yield server
-    server.stop()
+    server: RegistryServer = start_registry(
+        tmp_path / "auth-registry", htpasswd, ("pusher", SECRET)
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def docker_config_secret(folder: Path, host: str, password: str) -> Path:
@@ -302,9 +358,10 @@ def test_s3_round_trip_by_root_digest(
         "isBuildArtifact": "true",
     }
     assert pushed.results["MODEL_IMAGE_DIGEST"] == ""
+    assert root == content_root(signed_model)
+    assert_push_record(signed_model, root)
     key = uri.removeprefix(f"s3://{bucket}/") + "model.onnx"
     head = s3.head_object(Bucket=bucket, Key=key)
-    import hashlib
 
     assert (
         head["Metadata"]["sha256"]
@@ -377,6 +434,8 @@ def test_folder_store_round_trip_is_idempotent_and_immutable(  # type: ignore[no
     assert pushed.exit_code == 0, pushed.output
     root = pushed.results["root-digest"].removeprefix("sha256:")
     assert pushed.results["model-uri"] == f"{store.as_uri()}/sha256-{root}/"
+    assert pushed.results["root-digest"] == content_root(signed_model)
+    assert_push_record(signed_model, root)
     assert run_step("push-model", *args).results["uploaded-bytes"] == "0"
     folder = store / f"sha256-{root}"
     out = tmp_path / "pulled"

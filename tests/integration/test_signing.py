@@ -308,3 +308,49 @@ def test_invalid_parameters_exit_2(run_step, model) -> None:  # type: ignore[no-
     assert failed.exit_code == 2
     assert "--public-key" in failed.output
     assert "--expected-digest='abc'" in failed.output
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_verification_is_recorded_beside_the_model(run_step, model, keys) -> None:  # type: ignore[no-untyped-def]
+    signed = sign(run_step, model, keys)
+    root = signed.results["root-digest"].removeprefix("sha256:")
+    _flip_byte(model)
+    assert verify(run_step, model, keys).exit_code == 1
+    record_path = model / ".mlops" / "lineage" / "verify-artifact.intoto.json"
+    assert not record_path.exists()  # a failed verification records nothing
+    _flip_byte(model)  # back as signed
+
+    checked = verify(run_step, model, keys)
+    assert checked.exit_code == 0, checked.output
+    assert checked.results["root-digest"] == signed.results["root-digest"]
+    record = json.loads(record_path.read_text())
+    # What was verified, with what signature and which key, each by its digest.
+    assert record["predicate"]["buildDefinition"]["resolvedDependencies"] == [
+        {"name": "model", "uri": model.resolve().as_uri(), "digest": {"sha256": root}},
+        {"name": "signature", "uri": (model / "model.sig").resolve().as_uri(),
+         "digest": {"sha256": _sha256(model / "model.sig")}},
+        {"name": "public-key", "uri": keys.public.resolve().as_uri(),
+         "digest": {"sha256": _sha256(keys.public)}},
+    ]  # fmt: skip
+    assert record["subject"] == [{"name": "verified-model", "digest": {"sha256": root}}]
+    # The record lies outside what is signed: the model still verifies, by us and the CLI.
+    assert verify(run_step, model, keys).exit_code == 0
+    assert cli_verify(model, model / "model.sig", keys.public).returncode == 0
+
+
+def test_a_verified_file_is_recorded_in_its_folder(run_step, model, keys) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    onnx = model / "model.onnx"
+    signed = sign(run_step, onnx, keys)
+    assert verify(run_step, onnx, keys).exit_code == 0
+    record = json.loads((model / ".mlops/lineage/verify-artifact.intoto.json").read_text())
+    # A single file's root is the model signing one: sha256 over the file's raw sha256.
+    root = hashlib.sha256(bytes.fromhex(_sha256(onnx))).hexdigest()
+    assert signed.results["root-digest"] == f"sha256:{root}"
+    assert record["subject"] == [{"name": "verified-model", "digest": {"sha256": root}}]

@@ -492,3 +492,67 @@ def test_data_that_is_not_csv_text(run_step, tmp_path, content, problem) -> None
     assert outcome.exit_code == 1
     assert_says(one_error_line(outcome.output), str(data), problem)
     assert not (tmp_path / "m").exists()
+
+
+def test_each_step_records_its_inputs_and_outputs_by_their_digests(  # type: ignore[no-untyped-def]
+    run_step, datasets, keys, tmp_path
+) -> None:
+    """fetch-data -> train-model -> evaluate-model -> sign-artifact: every record names what
+    the step read and wrote by the digests a user can compute from the files themselves."""
+    import hashlib
+
+    def sha(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def root(folder: Path, leave_out: tuple[str, ...] = ()) -> str:
+        files = sorted(
+            p.relative_to(folder).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file() and ".mlops" not in p.relative_to(folder).parts
+            and p.name not in leave_out
+        )  # fmt: skip
+        return hashlib.sha256(b"".join(bytes.fromhex(sha(folder / f)) for f in files)).hexdigest()
+
+    def record(folder: Path, step: str) -> tuple[list[dict], list[dict]]:  # type: ignore[type-arg]
+        statement = json.loads((folder / f".mlops/lineage/{step}.intoto.json").read_text())
+        deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+        return deps, statement["subject"]
+
+    data, model, report = tmp_path / "data", tmp_path / "model", tmp_path / "report"
+    source = datasets["iris"]
+    assert run_step("fetch-data", f"--source={source.as_uri()}", f"--output={data}").exit_code == 0
+    deps, subject = record(data, "fetch-data")
+    assert deps == [{"name": "source", "uri": source.as_uri(), "digest": {"sha256": sha(source)}}]
+    assert subject == [{"name": "dataset", "digest": {"sha256": root(data)}}]
+
+    trained = train(run_step, data, model, "logistic-regression")
+    assert trained.exit_code == 0, trained.output
+    deps, subject = record(model, "train-model")
+    assert deps == [{"name": "dataset", "uri": source.as_uri(), "digest": {"sha256": root(data)}}]
+    assert subject == [
+        {"name": "model", "digest": {"sha256": sha(model / "model.onnx")}},
+        {"name": "model-dir", "digest": {"sha256": root(model)}},
+    ]
+    assert trained.results["model-root-digest"] == f"sha256:{root(model)}"
+
+    evaluated = run_step(
+        "evaluate-model", f"--model-path={model}", f"--data={data}", f"--output={report}"
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    deps, subject = record(report, "evaluate-model")
+    assert deps == [
+        {"name": "model", "uri": (model / "model.onnx").as_uri(),
+         "digest": {"sha256": sha(model / "model.onnx")}},
+        {"name": "dataset", "uri": source.as_uri(), "digest": {"sha256": root(data)}},
+    ]  # fmt: skip
+    assert subject == [
+        {"name": "evaluation", "digest": {"sha256": sha(report / "evaluation.json")}}
+    ]
+
+    signed = run_step("sign-artifact", f"--path={model}", f"--private-key={keys.private}")
+    assert signed.exit_code == 0, signed.output
+    deps, subject = record(model, "sign-artifact")
+    signed_root = root(model, leave_out=("model.sig",))
+    assert signed.results["root-digest"] == f"sha256:{signed_root}"
+    assert deps == [{"name": "model", "uri": model.as_uri(), "digest": {"sha256": signed_root}}]
+    assert subject == [{"name": "signature", "digest": {"sha256": sha(model / "model.sig")}}]

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import CLI, REPO, free_port, make_key_pair, wait_http
+from tests.conftest import CLI, REPO, announced_port, make_key_pair, wait_http
 
 pytestmark = pytest.mark.integration
 TRIGGER = REPO / "catalog" / "trigger" / "train-on-push" / "0.1" / "train-on-push.yaml"
@@ -86,17 +86,24 @@ def secrets(tmp_path: Path) -> Path:
 
 
 def start_listener(tmp_path: Path, secrets: Path, *extra: str) -> Listening:
-    port = free_port()
     runs = tmp_path / "triggered"
+    log = tmp_path / "listen.log"
+    # Port 0: the listener binds a free port itself and logs which one.
     process = subprocess.Popen(
-        [CLI, "listen", str(trigger_folder(tmp_path)), f"--port={port}",
+        [CLI, "listen", str(trigger_folder(tmp_path)), "--port=0",
          f"--secrets-dir={secrets}", f"--runs-dir={runs}",
          # The session's data and each test's repositories live under pytest's base folder.
          f"--git-mirror={PROJECT_URL}={REPO}", f"--host-path={tmp_path.parent.parent}",
          *extra],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "listen.log").open("wb"),
+        stdout=subprocess.DEVNULL, stderr=log.open("wb"),
     )  # fmt: skip
-    wait_http(f"http://127.0.0.1:{port}/live")
+    port = announced_port(process, log, r"EventListener \S+ on http://127\.0\.0\.1:(\d+)")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/live")
+    except BaseException:
+        process.kill()
+        process.wait(timeout=10)
+        raise
     return Listening(f"http://127.0.0.1:{port}/", runs, process)
 
 

@@ -10,6 +10,7 @@ import csv
 import json
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,7 @@ def test_read_config_tests_run_yaml(tekton) -> None:  # type: ignore[no-untyped-
 def test_check_slo_tests_run_yaml(tekton, tmp_path, datasets) -> None:  # type: ignore[no-untyped-def]
     import subprocess
 
-    from tests.conftest import CLI, free_port, wait_http
+    from tests.conftest import CLI, wait_http
 
     model = tmp_path / "model"
     trained = subprocess.run(
@@ -119,17 +120,26 @@ def test_check_slo_tests_run_yaml(tekton, tmp_path, datasets) -> None:  # type: 
         capture_output=True, text=True,
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
-    port = free_port()
+    # Port 0: the server binds a free port itself and writes its URL to the ready file.
+    ready = tmp_path / "url"
     server = subprocess.Popen(
-        [CLI, "serve", f"--model-path={model}", "--model-name=model", f"--port={port}"],
+        [CLI, "serve", f"--model-path={model}", "--model-name=model", "--port=0",
+         f"--ready-file={ready}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        wait_http(f"http://127.0.0.1:{port}/v2/health/ready")
+        deadline = time.monotonic() + 60
+        # The file is written in one go but not atomically: wait for its closing newline.
+        while not (ready.is_file() and ready.read_text().endswith("\n")):
+            assert server.poll() is None, "serve exited before it was ready"
+            assert time.monotonic() < deadline, "serve did not start in 60 s"
+            time.sleep(0.02)  # a poll interval: what is waited for is the file
+        url = ready.read_text().strip()
+        wait_http(f"{url}/v2/health/ready")
         run = tekton(
             catalog_file("task/check-slo/0.1/tests/run.yaml"),
             "--catalog", str(CATALOG),
-            "--param", f"url=http://127.0.0.1:{port}",
+            "--param", f"url={url}",
         )  # fmt: skip
     finally:
         server.terminate()

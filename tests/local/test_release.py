@@ -63,12 +63,13 @@ def test_release_pins_the_image_and_publishes_bundles(  # type: ignore[no-untype
     assert ran == pinned  # the bundle carries the Task pinned to the released image
 
 
-def test_release_refuses_a_version_without_changelog(registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_release_refuses_a_version_without_changelog(tmp_path) -> None:  # type: ignore[no-untyped-def]
     root = tmp_path / "catalog"
     shutil.copytree(CATALOG, root)
     changelog = root / "task" / "fetch-data" / "CHANGELOG.md"
     changelog.write_text(changelog.read_text().replace("## 0.1", "## 0.0"))
-    code, output = release(root, registry)
+    # Refused before any push: a registry that does not exist is never asked.
+    code, output = release(root, "registry.invalid")
     assert code == 1
     assert "no '## 0.1' entry" in output
     assert (root / "runtime-image.txt").read_text() == (CATALOG / "runtime-image.txt").read_text()

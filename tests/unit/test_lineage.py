@@ -36,3 +36,31 @@ def test_statement_shape(monkeypatch: pytest.MonkeyPatch) -> None:
     assert datetime.fromisoformat(run["finishedOn"]) - datetime.fromisoformat(
         run["startedOn"]
     ) == timedelta(seconds=3)
+
+
+def test_what_has_no_digest_is_named_by_uri_and_never_a_subject() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    record = statement(
+        "check-slo",
+        {},
+        inputs=[
+            Artifact("endpoint", "http://iris.models", ""),
+            Artifact("repository", "git+https://git.example/r", "a" * 40, "gitCommit"),
+        ],
+        outputs=[
+            Artifact("deployment", "http://iris.models", ""),
+            Artifact("slo-report.json", "file:///r/slo-report.json", "3" * 64),
+        ],
+        started=start,
+        finished=start,
+    )
+    deps = record["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert deps[:2] == [
+        {"name": "endpoint", "uri": "http://iris.models"},
+        {
+            "name": "repository",
+            "uri": "git+https://git.example/r",
+            "digest": {"gitCommit": "a" * 40},
+        },
+    ]
+    assert record["subject"] == [{"name": "slo-report.json", "digest": {"sha256": "3" * 64}}]

@@ -1,7 +1,13 @@
-"""check-slo: bounded load against a V2 endpoint, compared with SLOs; optional A/B."""
+"""check-slo: bounded load against a V2 endpoint, compared with SLOs; optional A/B.
+
+The lineage record goes beside the reports, ``<output>/.mlops/lineage/check-slo.intoto.json``:
+the endpoints (by URL; an endpoint has no digest) and the sha256 of the request body sent in,
+the two reports out. It is written whatever the verdict, before a failing SLO fails the step.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +15,9 @@ from typing import Any
 
 from tekton_mlops.conditions import check
 from tekton_mlops.contract import StepContext
+from tekton_mlops.digests import sha256_file
 from tekton_mlops.errors import MlopsError, ParameterError, Violation
+from tekton_mlops.lineage import Artifact
 from tekton_mlops.results import ResultValue
 
 REPORT_JSON = "slo-report.json"
@@ -87,7 +95,7 @@ def _markdown(report: dict[str, Any]) -> str:
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
-    from tekton_mlops.serving.load import drive
+    from tekton_mlops.serving.load import drive, infer_path
     from tekton_mlops.storage.publish import atomic_write_text, check_writable_directory
 
     output = Path(params.output)
@@ -136,6 +144,19 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         ctx.log.info("winner by %s: %s", params.compare_metric, winner)
     atomic_write_text(output / REPORT_JSON, json.dumps(report, indent=2, sort_keys=True) + "\n")
     atomic_write_text(output / REPORT_MARKDOWN, _markdown(report))
+    request = hashlib.sha256(body).hexdigest()
+    endpoints = [("endpoint", params.url), ("baseline-endpoint", params.baseline_url)]
+    ctx.write_lineage(
+        output,
+        inputs=[
+            *(Artifact(name, url, "") for name, url in endpoints if url),
+            Artifact("request", params.url.rstrip("/") + infer_path(params.model), request),
+        ],
+        outputs=[
+            Artifact(name, (output / name).resolve().as_uri(), sha256_file(output / name))
+            for name in (REPORT_JSON, REPORT_MARKDOWN)
+        ],
+    )
     ctx.log.info("verdict: %s (report %s)", "passed" if passed else "failed", output / REPORT_JSON)
     if not passed and params.fail_on_slo:
         raise SloNotMet("SLOs not met: " + "; ".join(c.describe() for c in checks if not c.passed))

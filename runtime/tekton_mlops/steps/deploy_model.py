@@ -1,4 +1,13 @@
-"""deploy-model: a verified model to KServe (InferenceService) or a local V2 server; canaries."""
+"""deploy-model: a verified model to KServe (InferenceService) or a local V2 server; canaries.
+
+A deploy writes its lineage record into the deployments folder (``state-dir``, the
+``deployments`` workspace): for the local target inside the slot it started,
+``<state>/<name>/<stable|canary>/.mlops/lineage/deploy-model.intoto.json`` (a promotion
+carries it along with the slot), for KServe ``<state>/<name>/.mlops/lineage/…``. Its input
+is the model URI with the root digest its signature verified, its subject the deployment's
+URL with that same digest. Promote, rollback and stop move traffic between deployments that
+already have their record, and write none.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ from typing import Any
 from tekton_mlops.contract import StepContext
 from tekton_mlops.deploy.kserve import DeployError
 from tekton_mlops.errors import ParameterError, Violation
+from tekton_mlops.lineage import Artifact
 from tekton_mlops.results import ResultValue
 
 #: Where KServe's storage initializer can read from (file:// is this machine only).
@@ -99,11 +109,29 @@ def _pull(params: Params, stage: Path, ctx: StepContext) -> str:
     return signed.root
 
 
+def _state(params: Params) -> Path:
+    return Path(params.state_dir or Path(tempfile.gettempdir()) / "tekton-mlops-deployments")
+
+
+def _record(params: Params, ctx: StepContext, folder: Path, url: str, digest: str) -> None:
+    """The lineage of one deploy: the verified model in, the endpoint serving it out."""
+    hex_digest = digest.removeprefix("sha256:")
+    ctx.write_lineage(
+        folder,
+        inputs=[Artifact("model", params.model_uri, hex_digest)],
+        outputs=[Artifact("deployment", url, hex_digest)],
+    )
+
+
 def _kserve(params: Params, action: str, ctx: StepContext) -> dict[str, ResultValue]:
     from tekton_mlops.deploy.kserve import Deployment, KServe, render, with_traffic
 
     namespace = params.namespace or "default"
     digest = ""
+    if action == "deploy":
+        from tekton_mlops.storage.publish import check_writable_directory
+
+        check_writable_directory(_state(params))  # the record's folder, before any change
     if action == "deploy" and params.public_key:
         with tempfile.TemporaryDirectory(prefix="deploy-model-") as stage:
             digest = _pull(params, Path(stage), ctx)
@@ -131,13 +159,15 @@ def _kserve(params: Params, action: str, ctx: StepContext) -> dict[str, ResultVa
         action, namespace, params.name, url, revision,
         "none" if traffic is None else f"{traffic}%",
     )  # fmt: skip
+    if action == "deploy":
+        _record(params, ctx, _state(params) / params.name, url, digest)
     return {"url": url, "revision": revision, "model-digest": digest}
 
 
 def _local(params: Params, action: str, ctx: StepContext) -> dict[str, ResultValue]:
     from tekton_mlops.deploy import local
 
-    state = Path(params.state_dir or Path(tempfile.gettempdir()) / "tekton-mlops-deployments")
+    state = _state(params)
     digest = ""
     if action == "deploy":
         from tekton_mlops.storage.publish import check_writable_directory
@@ -148,6 +178,7 @@ def _local(params: Params, action: str, ctx: StepContext) -> dict[str, ResultVal
             slot = local.start(
                 state, params.name, Path(stage), params.canary_traffic_percent > 0, params.port
             )
+        _record(params, ctx, slot.folder, slot.url, digest)
     elif action == "promote":
         slot = local.promote(state, params.name)
     elif action == "rollback":

@@ -1,4 +1,12 @@
-"""push-model: a signed model directory to an OCI registry, S3 or a folder, content-addressed."""
+"""push-model: a signed model directory to an OCI registry, S3 or a folder, content-addressed.
+
+After a push the step writes its lineage record beside the model it pushed,
+``<model>/.mlops/lineage/push-model.intoto.json``: the model's root digest in, the pushed
+artifact (the OCI manifest digest, or the root digest naming the S3 or folder copy) out.
+That record is never pushed itself: pushing the same model again must give the same
+manifest, and a record of this push cannot be part of what it pushed. A model mounted
+read-only is pushed all the same, without a record (one log line says so).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ from pathlib import Path
 from tekton_mlops.contract import StepContext
 from tekton_mlops.digests import METADATA_DIR, as_digest, hash_files, list_files, root_hex
 from tekton_mlops.errors import DataError, ParameterError, Violation
+from tekton_mlops.lineage import Artifact, lineage_path
 from tekton_mlops.results import ResultValue
 from tekton_mlops.signing import GIT_PATHS, claimed_digests
 from tekton_mlops.storage.s3 import S3Settings
@@ -127,7 +136,8 @@ def _digests(params: Params, model: Path) -> dict[str, str]:
     # S3 and folders record our digest as metadata: only a registry checks every byte.
     to_registry = params.destination.startswith("oci://")
     claimed = claimed_digests(model / params.signature) if to_registry else {}
-    listing = list_files(model, GIT_PATHS)
+    own_record = lineage_path(Path(), "push-model").as_posix()
+    listing = list_files(model, [*GIT_PATHS, own_record])
     todo = [rel for rel in listing if rel not in claimed]
     hashed = hash_files(model, todo)
     return {rel: claimed.get(rel) or hashed[rel] for rel in listing}
@@ -156,4 +166,13 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     root = as_digest(root_hex(content))
     scheme = params.destination.split("://", 1)[0]
     push = {"s3": _push_s3, "file": _push_file}.get(scheme, _push_oci)
-    return {**push(params, model, digests, root, ctx), "root-digest": root}
+    results = push(params, model, digests, root, ctx)
+    chains = results["model_ARTIFACT_OUTPUTS"]
+    assert isinstance(chains, dict)
+    pushed_uri = str(results["model-uri"])
+    ctx.write_lineage_beside(
+        model,
+        inputs=[Artifact("model", model.resolve().as_uri(), root.removeprefix("sha256:"))],
+        outputs=[Artifact("pushed-model", pushed_uri, chains["digest"].removeprefix("sha256:"))],
+    )
+    return {**results, "root-digest": root}

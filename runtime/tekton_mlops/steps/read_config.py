@@ -1,16 +1,27 @@
-"""read-config: training settings from a config file in git at one revision, over defaults."""
+"""read-config: training settings from a config file in git at one revision, over defaults.
+
+With an output folder (the optional ``output`` workspace), the step writes there
+``settings.json``, every setting as the results carry it, and its lineage record
+``.mlops/lineage/read-config.intoto.json``: the repository at the resolved commit and the
+config file's sha256 in, ``settings.json`` out. A step that only emits results has no other
+place a user would look for it; without the workspace nothing is written.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from tekton_mlops.contract import StepContext
 from tekton_mlops.errors import DataError, ParameterError, SourceError
+from tekton_mlops.lineage import Artifact
 from tekton_mlops.params import load_schema, python_name, validate
 from tekton_mlops.results import ResultValue
+
+SETTINGS_FILE = "settings.json"
 
 
 @dataclass(frozen=True)
@@ -18,6 +29,7 @@ class Params:
     repo_url: str
     revision: str
     config_path: str
+    output: str
     dataset_uri: str
     dataset_sha256: str
     target_column: str
@@ -61,9 +73,26 @@ def parse_config(text: bytes, where: str) -> dict[str, Any]:
     return {k: checked[python_name(k)] for k in document}
 
 
+def _write_settings(
+    output: Path, settings: dict[str, ResultValue], inputs: list[Artifact], ctx: StepContext
+) -> None:
+    from tekton_mlops.storage.publish import atomic_write_text
+
+    path = output / SETTINGS_FILE
+    text = json.dumps(settings, indent=2, sort_keys=True) + "\n"
+    atomic_write_text(path, text)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    ctx.write_lineage(output, inputs, [Artifact("settings", path.resolve().as_uri(), digest)])
+
+
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     settings = {k.replace("_", "-"): v for k, v in asdict(params).items()}
     git_url = git_commit = config_digest = ""
+    inputs: list[Artifact] = []
+    if params.output:
+        from tekton_mlops.storage.publish import check_writable_directory
+
+        check_writable_directory(Path(params.output))  # before the repository is fetched
     if params.repo_url:
         from tekton_mlops.gitsource import read_at_revision
 
@@ -74,7 +103,13 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         overrides = parse_config(found.content, where)
         settings.update(overrides)
         git_url, git_commit = params.repo_url, found.commit
-        config_digest = "sha256:" + hashlib.sha256(found.content).hexdigest()
+        config_hex = hashlib.sha256(found.content).hexdigest()
+        config_digest = "sha256:" + config_hex
+        inputs = [
+            Artifact("repository", f"git+{params.repo_url}", found.commit, "gitCommit"),
+            Artifact("config", f"git+{params.repo_url}@{found.commit}#{params.config_path}",
+                     config_hex),
+        ]  # fmt: skip
         ctx.log.info("config %s sets %s", where, ", ".join(sorted(overrides)) or "nothing")
     if not settings["dataset-uri"]:
         raise DataError("no dataset-uri: set it in the config file or as a param")
@@ -90,6 +125,8 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         for key, value in settings.items()
         if key in keys
     }
+    if params.output:
+        _write_settings(Path(params.output), results, inputs, ctx)
     return {
         **results,
         "config-digest": config_digest,
