@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,11 +31,13 @@ def sh_blocks(section: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("readme") / "tekton-mlops"
     subprocess.run(["git", "clone", "-q", str(REPO), str(root)], check=True)
     (root / ".venv").symlink_to(REPO / ".venv")  # `make` would create it; the same install
-    return root
+    yield root
+    # A failed assertion skips the README's stop command: do not leave its model servers behind.
+    _stop_processes_under(root)
 
 
 def shell(clone: Path, script: str) -> subprocess.CompletedProcess[str]:
@@ -83,3 +88,16 @@ def _serving(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def _stop_processes_under(root: Path) -> None:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(root) in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGTERM)
