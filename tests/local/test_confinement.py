@@ -8,10 +8,16 @@ names, nothing else of the caller's.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+import tekton_mlops
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +125,41 @@ def test_paths_a_task_mounts_are_made_inside_the_namespace_only(tekton) -> None:
     assert not Path("/srv/confined-data").exists()
     assert not Path("/var/lib/confined-cache").exists()
     assert os.access("/var/lib", os.W_OK)  # the host's own directory is untouched, still there
+
+
+def test_an_installation_under_tmp_stays_visible_to_steps(tmp_path: Path) -> None:
+    """A checkout (or an editable install's source) under /tmp is hidden by the step's
+    private /tmp unless the runner keeps it: the step must import the same package."""
+    source = tmp_path / "src"
+    shutil.copytree(Path(tekton_mlops.__file__).parent, source / "tekton_mlops")
+    taskrun = tmp_path / "taskrun.yaml"
+    taskrun.write_text(
+        """
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: installed-under-tmp}
+spec:
+  taskSpec:
+    results: [{name: package}]
+    steps:
+      - name: s
+        image: ghcr.io/tekton-mlops/runtime:0.1.0
+        script: |
+          #!/bin/sh
+          python3 -c "import tekton_mlops; print(tekton_mlops.__file__, end='')" \\
+            > $(results.package.path)
+"""
+    )
+    ran = subprocess.run(
+        [sys.executable, "-m", "tekton_mlops", "run", str(taskrun), "-o", "json",
+         "--run-dir", str(tmp_path / "runs"), "--pass-env", "PYTHONPATH",
+         "--require-confinement"],
+        env={**os.environ, "PYTHONPATH": str(source)},
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    results = {r["name"]: r["value"] for r in json.loads(ran.stdout)["status"]["results"]}
+    assert results["package"] == str(source / "tekton_mlops" / "__init__.py")

@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,12 +149,18 @@ class KServe:
         The generated ``patch_namespaced_custom_object`` takes a content type only from
         kubernetes 31 on, and the kfp SDK (an optional extra) pins the client below that;
         the client writes the body as JSON, which is valid apply-patch YAML either way.
+        The plain call names its response argument differently across those versions.
         """
         meta = isvc["metadata"]
+        call = self.api.api_client.call_api
+        if "response_types_map" in inspect.signature(call).parameters:
+            response: dict[str, Any] = {"response_types_map": {200: "object", 201: "object"}}
+        else:
+            response = {"response_type": "object"}
         path = "/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}"
         return self._call(  # type: ignore[no-any-return]
             f"applying InferenceService {meta['namespace']}/{meta['name']}",
-            self.api.api_client.call_api,
+            call,
             path, "PATCH",
             path_params={"group": GROUP, "version": VERSION, "namespace": meta["namespace"],
                          "plural": PLURAL, "name": meta["name"]},
@@ -161,7 +168,7 @@ class KServe:
             header_params={"Content-Type": "application/apply-patch+yaml",
                            "Accept": "application/json"},
             body=isvc,
-            response_type="object",
+            **response,
             auth_settings=["BearerToken"],
             _return_http_data_only=True,
         )  # fmt: skip

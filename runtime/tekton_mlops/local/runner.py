@@ -29,6 +29,17 @@ from tekton_mlops.local.mount import Mount
 TIMEOUT_EXIT = 137
 
 
+def _installation() -> tuple[str, ...]:
+    """Host paths a step needs even under its private /tmp: the Python environment that
+    runs ``tekton-mlops`` (an editable install's source may sit apart from the venv, and a
+    venv may be a symlink) and the directory the run was started from."""
+    import tekton_mlops
+
+    source = str(Path(tekton_mlops.__file__).parents[1])
+    paths = [sys.prefix, sys.base_prefix, os.getcwd(), source]
+    return tuple(dict.fromkeys([*paths, *map(os.path.realpath, paths)]))
+
+
 @dataclass(frozen=True)
 class StepInvocation:
     """A step after substitution: what to run, where and with what."""
@@ -197,6 +208,7 @@ class ProcessRunner:
     def _wrapped(self, argv: list[str], step: StepInvocation, scripts_dir: Path) -> list[str]:
         if self.sandbox is None:
             return argv
+        keep = _installation()
         tmp = step.tmp_dir or scripts_dir.parent / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         mounts = (
@@ -204,7 +216,6 @@ class ProcessRunner:
             *step.mounts,
             Mount(scripts_dir, "/tekton/scripts", read_only=True),
         )
-        keep = (sys.prefix, sys.base_prefix, os.getcwd())
         return self.sandbox.wrap(argv, mounts, str(step.working_dir), str(tmp), keep)
 
     def start(self, step: StepInvocation, scripts_dir: Path) -> subprocess.Popen[bytes] | None:
