@@ -174,3 +174,40 @@ def test_a_step_action_through_the_git_resolver(tekton, tmp_path) -> None:  # ty
     )
     assert run.exit_code == 0, run.log
     assert run.results["out"] == "hi tekton"
+
+
+def test_a_task_listed_before_the_skipped_task_it_runs_after_still_runs(tekton) -> None:  # type: ignore[no-untyped-def]
+    """Order in the YAML is not order of execution: `after` comes first and waits on
+    `guarded`, which its when expression skips; `after` then runs (ordering only),
+    and `reader`, which needs a result of `guarded`, is skipped, as Tekton does."""
+    run = tekton(
+        """
+    apiVersion: tekton.dev/v1
+    kind: PipelineRun
+    metadata: {name: out-of-order}
+    spec:
+      pipelineSpec:
+        tasks:
+          - name: after
+            runAfter: [guarded]
+            taskSpec: {steps: [{name: s, image: bash, script: "true"}]}
+          - name: reader
+            params: [{name: v, value: $(tasks.guarded.results.out)}]
+            taskSpec:
+              params: [{name: v}]
+              steps: [{name: s, image: bash, script: "echo $(params.v)"}]
+          - name: guarded
+            when: [{input: "a", operator: in, values: ["b"]}]
+            taskSpec:
+              results: [{name: out}]
+              steps: [{name: s, image: bash, script: "printf x > $(results.out.path)"}]
+    """
+    )
+    assert run.exit_code == 0, run.log
+    ran = {c["pipelineTaskName"] for c in run.object["status"]["childReferences"]}
+    skipped = {s["name"]: s["reason"] for s in run.object["status"]["skippedTasks"]}
+    assert ran == {"after"}
+    assert skipped == {
+        "guarded": "When Expressions evaluated to false",
+        "reader": "Results were missing",
+    }

@@ -313,6 +313,7 @@ class PipelineRunExecutor:
                         self._record(state, future.result(), table)
                     return True
                 still: list[str] = []
+                decided = False  # a task skipped in this pass may free tasks looked at before it
                 for name in waiting:
                     state = group[name]
                     if state.state != "pending":
@@ -322,6 +323,7 @@ class PipelineRunExecutor:
                         continue
                     if stopping:
                         state.state, state.skip_reason = "skipped", SKIP_STOPPING
+                        decided = True
                         continue
                     if len(running) >= limit:
                         if name not in told:
@@ -332,7 +334,8 @@ class PipelineRunExecutor:
                         continue
                     plans = self._plans(run_name, state, table, workspaces, deadline)
                     if plans is None:
-                        continue  # skipped while planning
+                        decided = True  # skipped while planning
+                        continue
                     state.state = "running"
                     self.log(f"task {state.name} started")
                     for plan in plans:
@@ -348,6 +351,8 @@ class PipelineRunExecutor:
                     running[pool.submit(self._run_all, state, plans)] = state
                 waiting = still
                 if not running:
+                    if decided and waiting:
+                        continue
                     return False
                 done, _ = wait(
                     list(running),
