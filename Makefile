@@ -17,7 +17,7 @@ help: ## List the targets
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[all,trigger,test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[all,trigger,kfp,test,dev]'
 	@touch $@
 
 dev: $(STAMP) ## Create the venv with the runtime, test and lint tools
@@ -30,8 +30,8 @@ test: $(STAMP) ## Run the tests (TESTS=pattern to select)
 	$(BIN)/pytest --durations=10 $(if $(TESTS),-k '$(TESTS)') $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, mypy, yamllint, catalog lint, docs in sync
-	$(BIN)/ruff check runtime tests hack benchmarks
-	$(BIN)/ruff format --check runtime tests hack benchmarks
+	$(BIN)/ruff check runtime tests hack benchmarks examples
+	$(BIN)/ruff format --check runtime tests hack benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/yamllint -s catalog
 	$(BIN)/tekton-mlops catalog lint
@@ -44,8 +44,8 @@ verify: docs ## Regenerate derived files and fail if anything changed
 	git diff --exit-code -- catalog
 
 fmt: $(STAMP) ## Format and fix what ruff can
-	$(BIN)/ruff format runtime tests hack benchmarks
-	$(BIN)/ruff check --fix runtime tests hack benchmarks
+	$(BIN)/ruff format runtime tests hack benchmarks examples
+	$(BIN)/ruff check --fix runtime tests hack benchmarks examples
 
 image: $(STAMP) ## Build the runtime image with podman (no pulls); prints its reference last
 	hack/system-deps.sh --image

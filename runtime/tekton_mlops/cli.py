@@ -35,6 +35,7 @@ TOOL_COMMANDS: dict[str, str] = {
     "serve": "tekton_mlops.serving.cli:serve",
     "listen": "tekton_mlops.triggers.cli:listen",
     "keys": "tekton_mlops.keys:keys",
+    "kfp": "tekton_mlops.kfp.cli:kfp",
 }
 
 _results_dir_option = click.option(
