@@ -249,9 +249,15 @@ class ProcessRunner:
     def stop(self, process: subprocess.Popen[bytes]) -> None:
         # The sidecar leads its own process group (a new session): its children go with it.
         signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + 10
         try:
             process.wait(timeout=10)
+            # Under bubblewrap the leader ends first: its ports close only with the rest.
+            while _group_alive(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
         except subprocess.TimeoutExpired:
+            pass
+        if process.poll() is None or _group_alive(process.pid):
             signal_group(process, signal.SIGKILL)
             process.wait()
 
@@ -312,6 +318,22 @@ def signal_group(process: subprocess.Popen[bytes], number: int) -> None:
     """Signal a process's whole group; it may have ended already."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, number)
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of ``group`` still runs (zombies waiting to be reaped do not count)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ")".
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _write_script(path: Path, text: str) -> None:
