@@ -18,8 +18,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
 
 def test_the_sample_trains_evaluates_and_picks_the_best_model(tmp_path: Path) -> None:
-    pytest.importorskip("sklearn")
-    pytest.importorskip("skl2onnx")
     done = subprocess.run(
         [
             CLI,
