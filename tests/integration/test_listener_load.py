@@ -85,14 +85,14 @@ def post(url: str, number: int) -> int:
 
 
 def start(
-    folder: Path, secrets: Path, runs: Path, log: Path
+    folder: Path, secrets: Path, runs: Path, log: Path, concurrency: int = CONCURRENCY
 ) -> tuple[subprocess.Popen[bytes], str]:
     # Port 0: the listener binds a free port itself and logs which one; a restart appends
     # to the same log, so only what this run wrote is searched.
     offset = log.stat().st_size if log.exists() else 0
     process = subprocess.Popen(
         [CLI, "listen", str(folder), "--port=0", f"--secrets-dir={secrets}",
-         f"--runs-dir={runs}", f"--concurrency={CONCURRENCY}"],
+         f"--runs-dir={runs}", f"--concurrency={concurrency}"],
         stdout=subprocess.DEVNULL, stderr=log.open("ab"),
     )  # fmt: skip
     port = announced_port(process, log, r"EventListener \S+ on http://127\.0\.0\.1:(\d+)", offset)
