@@ -211,3 +211,61 @@ def test_a_task_listed_before_the_skipped_task_it_runs_after_still_runs(tekton) 
         "guarded": "When Expressions evaluated to false",
         "reader": "Results were missing",
     }
+
+
+def test_the_downward_api_gives_a_step_its_pod_name_namespace_and_labels(tekton) -> None:  # type: ignore[no-untyped-def]
+    run = tekton(
+        """
+    apiVersion: tekton.dev/v1
+    kind: PipelineRun
+    metadata: {name: downward}
+    spec:
+      pipelineSpec:
+        results:
+          - {name: seen, value: $(tasks.look.results.seen)}
+        tasks:
+          - name: look
+            taskSpec:
+              results: [{name: seen}]
+              steps:
+                - name: s
+                  image: bash
+                  env:
+                    - name: RUN
+                      valueFrom:
+                        fieldRef: {fieldPath: "metadata.labels['tekton.dev/pipelineRun']"}
+                    - name: TASK
+                      valueFrom:
+                        fieldRef: {fieldPath: "metadata.labels['tekton.dev/pipelineTask']"}
+                    - name: ABSENT
+                      valueFrom: {fieldRef: {fieldPath: "metadata.labels['no-such-label']"}}
+                    - name: POD
+                      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+                    - name: NS
+                      valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+                  script: printf "%s" "$RUN $TASK [$ABSENT] $POD $NS" > $(results.seen.path)
+    """
+    )
+    assert run.exit_code == 0, run.log
+    assert run.results["seen"] == "downward look [] downward-look-pod default"
+
+
+def test_a_field_path_the_kubelet_does_not_know_fails_the_pod(tekton) -> None:  # type: ignore[no-untyped-def]
+    run = tekton(
+        """
+    apiVersion: tekton.dev/v1
+    kind: TaskRun
+    metadata: {name: unknown-field}
+    spec:
+      taskSpec:
+        steps:
+          - name: s
+            image: bash
+            env:
+              - name: X
+                valueFrom: {fieldRef: {fieldPath: spec.nothing}}
+            script: "true"
+    """
+    )
+    assert run.exit_code == 1
+    assert "unsupported fieldPath 'spec.nothing'" in run.condition["message"], run.log

@@ -34,6 +34,8 @@ class Pod:
     mounts: tuple[Mount, ...] = ()  # what every container mounts (podman)
     volumes: dict[str, Path] = field(default_factory=dict)
     spec: dict[str, Any] = field(default_factory=dict)  # the TaskSpec the pod runs
+    #: The pod's fields the downward API reads (``metadata.name``, ``metadata.labels``, ...).
+    fields: dict[str, Any] = field(default_factory=dict)
 
     @property
     def steps_dir(self) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from tekton_mlops.local.cluster import Cluster, ResolutionError
@@ -67,14 +69,20 @@ def find_step_action(cluster: Cluster, ref: dict[str, Any]) -> dict[str, Any]:
     return action
 
 
-def step_env(step: dict[str, Any], cluster: Cluster) -> dict[str, str]:
-    """The step's ``env``: values, and keys of Secrets and ConfigMaps (optional ones may miss)."""
+def step_env(
+    step: dict[str, Any], cluster: Cluster, pod_fields: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """The step's ``env``: values, keys of Secrets and ConfigMaps (optional ones may miss),
+    and the pod's own fields through the downward API (``fieldRef``)."""
     env: dict[str, str] = {}
     for entry in step.get("env") or []:
         if "value" in entry:
             env[entry["name"]] = str(entry["value"])
             continue
         source = entry.get("valueFrom") or {}
+        if "fieldRef" in source:
+            env[entry["name"]] = field_value(pod_fields or {}, source["fieldRef"]["fieldPath"])
+            continue
         if "secretKeyRef" in source:
             ref, lookup = source["secretKeyRef"], cluster.secret
         elif "configMapKeyRef" in source:
@@ -95,3 +103,19 @@ def step_env(step: dict[str, Any], cluster: Cluster) -> dict[str, str]:
             )
         env[entry["name"]] = data[ref["key"]].decode()
     return env
+
+
+_KEYED_FIELD = re.compile(r"^(metadata\.(?:labels|annotations))\['([^']+)'\]$")
+
+
+def field_value(pod_fields: Mapping[str, Any], path: str) -> str:
+    """A downward API ``fieldPath`` of the pod; a label or annotation it lacks is empty, as
+    the kubelet gives it. A path the kubelet does not know fails the pod as it does there."""
+    keyed = _KEYED_FIELD.match(path)
+    if keyed:
+        return str(pod_fields.get(keyed.group(1), {}).get(keyed.group(2), ""))
+    if path in pod_fields and not isinstance(pod_fields[path], dict):
+        return str(pod_fields[path])
+    raise ResolutionError(
+        "CreateContainerConfigError", f"unsupported fieldPath {path!r} in a step's env"
+    )

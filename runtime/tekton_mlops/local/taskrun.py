@@ -64,6 +64,32 @@ class TaskRunPlan:
     pod_template: dict[str, Any] = field(default_factory=dict)  # the run's podTemplate
 
 
+def pod_fields(plan: TaskRunPlan, uid: str) -> dict[str, Any]:
+    """What the downward API reads of the TaskRun's pod: its name, namespace and labels.
+
+    Tekton copies the TaskRun's labels onto the pod and adds its own (the TaskRun and, from a
+    Pipeline, the PipelineRun and pipeline task), so a step can learn where it runs from
+    ``fieldRef: metadata.labels['tekton.dev/pipelineRun']`` locally as on a cluster.
+    """
+    labels = {
+        **plan.labels,
+        "app.kubernetes.io/managed-by": "tekton-pipelines",
+        "tekton.dev/taskRun": plan.name,
+        "tekton.dev/taskRunUID": uid,
+    }
+    return {
+        "metadata.name": defaults.pod_name(plan.name, plan.retry_count),
+        "metadata.namespace": defaults.NAMESPACE,
+        "metadata.uid": str(uuid.uuid5(uuid.NAMESPACE_URL, uid)),
+        "metadata.labels": labels,
+        "metadata.annotations": {},
+        "spec.serviceAccountName": str(plan.run_spec.get("serviceAccountName") or "default"),
+        "spec.nodeName": "localhost",
+        "status.hostIP": "127.0.0.1",
+        "status.podIP": "127.0.0.1",
+    }
+
+
 class TaskRunExecutor:
     def __init__(
         self,
@@ -95,6 +121,7 @@ class TaskRunExecutor:
         uid = str(uuid.uuid4())
         pod = Pod.directories(self.run_dir / plan.name)
         pod.spec = plan.spec
+        pod.fields = pod_fields(plan, uid)
         status: dict[str, Any] = {
             "podName": defaults.pod_name(plan.name, plan.retry_count),
             "startTime": timestamp(started),
@@ -271,7 +298,9 @@ class TaskRunExecutor:
         deadline: float | None,
         log_name: str = "",
     ) -> StepInvocation:
-        env = self.runner.base_env(pod.home, pod.results_dir) | step_env(step, self.cluster)
+        env = self.runner.base_env(pod.home, pod.results_dir) | step_env(
+            step, self.cluster, pod.fields
+        )
         default_dir = "/workspace" if self.runner.pod_paths else str(pod.here / "workspace")
         user = (step.get("securityContext") or {}).get("runAsUser")
         return StepInvocation(
