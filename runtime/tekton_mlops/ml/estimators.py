@@ -81,14 +81,19 @@ ESTIMATORS: dict[str, EstimatorSpec] = {
 FINAL_STEP = "estimator"
 
 
-def build(name: str, hyperparameters: Mapping[str, Any], seed: int) -> Any:
-    """An unfitted scikit-learn estimator, or a pipeline that scales its input first."""
+def make(name: str, hyperparameters: Mapping[str, Any], seed: int) -> Any:
+    """The unfitted scikit-learn estimator alone, without the scaler :func:`build` adds."""
     spec = ESTIMATORS[name]
     arguments = dict(hyperparameters)
     if spec.seeded:
         arguments["random_state"] = seed
-    estimator = spec.factory(**arguments)
-    if not spec.scaled:
+    return spec.factory(**arguments)
+
+
+def build(name: str, hyperparameters: Mapping[str, Any], seed: int) -> Any:
+    """An unfitted scikit-learn estimator, or a pipeline that scales its input first."""
+    estimator = make(name, hyperparameters, seed)
+    if not ESTIMATORS[name].scaled:
         return estimator
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler

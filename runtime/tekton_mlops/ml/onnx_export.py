@@ -40,20 +40,32 @@ class Exported:
     ir_version: int
 
 
-def export(model: Any, n_features: int, opset: int, classifier: bool) -> Exported:
-    """Convert, pin versions, and run ``onnx.checker`` with the full check."""
+def export(
+    model: Any,
+    n_features: int,
+    opset: int,
+    classifier: bool,
+    *,
+    initial_types: list[tuple[str, Any]] | None = None,
+) -> Exported:
+    """Convert, pin versions, and run ``onnx.checker`` with the full check.
+
+    The model takes one float input ``X`` of ``n_features`` columns, or the
+    inputs ``initial_types`` names (skl2onnx's types: a table's columns).
+    """
     import onnx
     from skl2onnx import to_onnx
 
     from tekton_mlops.ml.estimators import final_estimator
 
-    sample = np.zeros((1, n_features), dtype=np.float32)
+    sample = np.zeros((1, n_features), dtype=np.float32) if initial_types is None else None
     # Options are keyed by the classifier itself, which may sit at the end of a pipeline.
     options = {id(final_estimator(model)): {"zipmap": False}} if classifier else None
     try:
         proto = to_onnx(
             model,
             sample,
+            initial_types=initial_types,
             target_opset={"": opset, "ai.onnx.ml": ML_OPSET_FOR_OPSET[opset]},
             options=options,
         )
@@ -123,9 +135,14 @@ def session(model_bytes: bytes, where: Path | None = None) -> Any:
 
 
 def predict(runtime: Any, features: np.ndarray) -> dict[str, np.ndarray]:
-    """Run the model; outputs by name."""
+    """Run a model with one float input; outputs by name."""
+    return predict_feeds(runtime, {runtime.get_inputs()[0].name: features.astype(np.float32)})
+
+
+def predict_feeds(runtime: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run the model on its inputs by name (see :mod:`tekton_mlops.ml.inputs`); outputs by name."""
     names = [o.name for o in runtime.get_outputs()]
-    values = runtime.run(None, {runtime.get_inputs()[0].name: features.astype(np.float32)})
+    values = runtime.run(None, feeds)
     return dict(zip(names, values, strict=True))
 
 
@@ -137,15 +154,28 @@ class Equivalence:
     max_abs_diff: float
 
 
-def prove_equal(model: Any, runtime: Any, features: np.ndarray, classifier: bool) -> Equivalence:
+def prove_equal(
+    model: Any,
+    runtime: Any,
+    features: np.ndarray,
+    classifier: bool,
+    *,
+    feeds: dict[str, np.ndarray] | None = None,
+) -> Equivalence:
     """Compare onnxruntime with scikit-learn on the same float32 inputs.
 
     Both see float32 data (what a served model receives). Labels must be equal
     except on exact ties; probabilities and regression values must agree to
-    float32 precision.
+    float32 precision. With ``feeds`` (a model with several inputs), scikit-learn
+    takes ``features`` as they are (numbers already rounded to float32) and
+    onnxruntime the feeds built from the same rows.
     """
-    inputs = features.astype(np.float32)
-    outputs = predict(runtime, inputs)
+    if feeds is None:
+        inputs = features.astype(np.float32)
+        outputs = predict(runtime, inputs)
+    else:
+        inputs = features
+        outputs = predict_feeds(runtime, feeds)
     if classifier:
         expected_labels = model.predict(inputs)
         expected_proba = model.predict_proba(inputs)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -148,13 +148,23 @@ def read_table(
     missing or non-finite value, and numbers float32 can hold. Rows are
     numbered as a spreadsheet shows them, the header being row 1.
     """
+    return _read(
+        csv_path, lambda reader: _parse(reader, csv_path, target, features, numeric_target)
+    )
+
+
+_Parsed = TypeVar("_Parsed")
+
+
+def _read(csv_path: Path, parse: Callable[[Any], _Parsed]) -> _Parsed:
+    """Run ``parse`` on a csv reader of the file; file and CSV errors become DataErrors."""
     reader: Any = None
     try:
         # utf-8-sig: a byte-order mark (spreadsheets write one) must not become part of
         # the first column's name. Explicit, because a pod's locale may be plain ASCII.
         with csv_path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(_text_lines(handle, csv_path))
-            return _parse(reader, csv_path, target, features, numeric_target)
+            return parse(reader)
     except UnicodeDecodeError:
         raise DataError(
             f"{csv_path}: not UTF-8 text ({_undecodable(csv_path)}); a CSV file is expected"
@@ -197,6 +207,34 @@ def _parse(
     features: Sequence[str] | None,
     numeric_target: bool,
 ) -> Table:
+    header, names, indices, target_index = _header(reader, csv_path, target, features)
+    rows: list[list[float]] = []
+    numbers: list[int] = []  # each row's number in the file, for messages
+    labels: list[str] = []
+    for number, row in _data_rows(reader, header, csv_path):
+        try:
+            rows.append([float(row[i]) for i in indices])
+        except ValueError:
+            bad = next(i for i in indices if not _parses(row[i]))
+            raise _unparsable(row[bad], header[bad], number, csv_path) from None
+        numbers.append(number)
+        labels.append(_label(row[target_index], target, number, csv_path, numeric_target))
+    if not rows:
+        raise DataError(f"{csv_path}: no data rows")
+    features_array = np.asarray(rows, dtype=np.float64)
+    _check_finite(features_array, numbers, names, csv_path)
+    return Table(
+        features=features_array,
+        target=_target_array(labels, numeric_target),
+        feature_names=tuple(names),
+        target_name=target,
+    )
+
+
+def _header(
+    reader: Any, csv_path: Path, target: str, features: Sequence[str] | None
+) -> tuple[list[str], list[str], list[int], int]:
+    """The header, the feature names, their positions and the target's position, checked."""
     header = next(reader, None)
     if not header:
         raise DataError(f"{csv_path}: empty file, a header row is expected")
@@ -218,11 +256,11 @@ def _parse(
         raise DataError(f"{csv_path}: missing feature column(s) {', '.join(missing[:10])}{more}")
     if not names:
         raise DataError(f"{csv_path}: no feature columns besides {target!r}")
-    indices = [header.index(n) for n in names]
-    target_index = header.index(target)
-    rows: list[list[float]] = []
-    numbers: list[int] = []  # each row's number in the file, for messages
-    labels: list[str] = []
+    return header, names, [header.index(n) for n in names], header.index(target)
+
+
+def _data_rows(reader: Any, header: list[str], csv_path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Each data row with its number in the file; blank lines skipped, field counts checked."""
     for number, row in enumerate(reader, start=2):
         if not row:
             continue
@@ -230,23 +268,52 @@ def _parse(
             raise DataError(
                 f"{csv_path}: row {number} has {len(row)} fields, the header has {len(header)}"
             )
-        try:
-            rows.append([float(row[i]) for i in indices])
-        except ValueError:
-            bad = next(i for i in indices if not _parses(row[i]))
-            raise _unparsable(row[bad], header[bad], number, csv_path) from None
+        yield number, row
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """Feature cells as text (trimmed; "" where missing) and a checked target column."""
+
+    cells: list[list[str]]  # rows x features, in feature_names order
+    rows: list[int]  # each row's number in the file (the header is row 1), for messages
+    target: np.ndarray
+    feature_names: tuple[str, ...]
+    target_name: str
+
+
+def read_cells(
+    csv_path: Path, target: str, features: Sequence[str] | None = None, numeric_target: bool = False
+) -> RawTable:
+    """Read a CSV as :func:`read_table` does, but leave the feature cells as text.
+
+    For tables with categories and missing values (:mod:`tekton_mlops.ml.columns`
+    decides what each column holds). The file, header, row and target checks
+    are :func:`read_table`'s, with the same messages.
+    """
+    return _read(
+        csv_path, lambda reader: _parse_cells(reader, csv_path, target, features, numeric_target)
+    )
+
+
+def _parse_cells(
+    reader: Any,
+    csv_path: Path,
+    target: str,
+    features: Sequence[str] | None,
+    numeric_target: bool,
+) -> RawTable:
+    header, names, indices, target_index = _header(reader, csv_path, target, features)
+    cells: list[list[str]] = []
+    numbers: list[int] = []
+    labels: list[str] = []
+    for number, row in _data_rows(reader, header, csv_path):
+        cells.append([row[i].strip() for i in indices])
         numbers.append(number)
         labels.append(_label(row[target_index], target, number, csv_path, numeric_target))
-    if not rows:
+    if not cells:
         raise DataError(f"{csv_path}: no data rows")
-    features_array = np.asarray(rows, dtype=np.float64)
-    _check_finite(features_array, numbers, names, csv_path)
-    return Table(
-        features=features_array,
-        target=_target_array(labels, numeric_target),
-        feature_names=tuple(names),
-        target_name=target,
-    )
+    return RawTable(cells, numbers, _target_array(labels, numeric_target), tuple(names), target)
 
 
 def _label(text: str, target: str, row: int, where: Path, numeric: bool) -> str:

@@ -288,6 +288,10 @@ def _array(spec: TensorSpec, tensor: dict[str, Any], shape: list[int]) -> np.nda
             flat = np.array(values, dtype=np.bool_)
         else:
             values = list(_flatten(data))
+            if not integer:
+                # null is a missing value, as KServe's and pandas' JSON write NaN: the
+                # model's imputer (train-model on a table with gaps) fills it in.
+                values = [math.nan if v is None else v for v in values]
             if not all(
                 isinstance(v, int) and not isinstance(v, bool)
                 if integer
@@ -323,6 +327,8 @@ def _flatten(data: list[Any]) -> Any:
 
 
 def _text(value: Any) -> str:
+    if value is None:  # a missing category: the empty string train-model's imputer looks for
+        return ""
     if not isinstance(value, str):
         raise RequestError("BYTES data must be strings")
     return value
