@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # An OCI registry on 127.0.0.1 for bundle tests; bubblewrap confines each step of the process
-# runner to its own mount namespace; busybox runs the ash scripts of alpine/busybox images.
-debian_packages=(docker-registry git bubblewrap busybox)
+# runner to its own mount namespace; busybox runs the ash scripts of alpine/busybox images;
+# postgresql is the shared study database of tune-model's distributed tests.
+debian_packages=(docker-registry git bubblewrap busybox postgresql)
 npm_packages=()
 if [[ "${1:-}" == "--image" || "${CI:-}" == "true" ]]; then
   # Building the runtime image and running steps in containers, pulling nothing.
@@ -62,4 +63,6 @@ if [[ "${1:-}" == "--bench" ]]; then
   bench_venv kserve-venv kserve kserve==0.21.0 onnxruntime numpy
   # Seldon MLServer; benchmarks/mlserver_onnx_server.py is its ONNX model class.
   bench_venv mlserver-venv mlserver mlserver==1.7.1 onnxruntime numpy
+  # MLflow's light client, which the runtime's REST tracking client is measured against.
+  bench_venv mlflow-skinny-venv mlflow mlflow-skinny==3.17.2
 fi
