@@ -6,6 +6,12 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The real MLflow tracking server the tracking tests and benchmark run, in its own venv:
+# mlflow's pins (pandas, graphql-core, ...) must not change the runtime's. 3.17.2: the
+# index serves mlflow 3.18.0 without the mlflow-skinny 3.18.0 it requires.
+MLFLOW_VENV ?= .venv-mlflow
+MLFLOW_VERSION := 3.17.2
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(MLFLOW_VERSION)
 TESTS ?=
 PYTEST_ARGS ?=
 
@@ -22,10 +28,15 @@ $(STAMP): setup.cfg pyproject.toml
 
 dev: $(STAMP) ## Create the venv with the runtime, test and lint tools
 
+$(MLFLOW_STAMP):
+	@test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet 'mlflow==$(MLFLOW_VERSION)'
+	@touch $@
+
 system-deps: ## Install the Debian packages tests and benchmarks use (as root)
 	hack/system-deps.sh
 
-test: $(STAMP) ## Run the tests (TESTS=pattern to select)
+test: $(STAMP) $(MLFLOW_STAMP) ## Run the tests (TESTS=pattern to select)
 	@if [ "$$CI" = "true" ]; then hack/system-deps.sh; fi
 	$(BIN)/pytest --durations=10 $(if $(TESTS),-k '$(TESTS)') $(PYTEST_ARGS)
 
@@ -62,7 +73,7 @@ release: image-test ## Push the tested image, pin it into every Task, push bundl
 mutation: $(STAMP) ## Mutation score of the modules that gate a release; fails under MIN_SCORE (90) %
 	MIN_SCORE=$(or $(MIN_SCORE),90) hack/mutation.sh
 
-bench: $(STAMP) ## Run the ratio benchmarks into benchmarks/README.md (BENCH="fetch sign" for some)
+bench: $(STAMP) $(MLFLOW_STAMP) ## Run the ratio benchmarks into benchmarks/README.md (BENCH="fetch sign" for some)
 	hack/system-deps.sh --bench
 	$(BIN)/python benchmarks/run.py $(BENCH)
 
@@ -73,6 +84,6 @@ services: $(STAMP) ## Start the local S3 server (moto) by hand on 127.0.0.1:5000
 	hack/services.sh
 
 clean: ## Remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench .image .tekton-mlops .mutation
+	rm -rf $(VENV) $(MLFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench .image .tekton-mlops .mutation
 
 .PHONY: help dev system-deps test lint docs verify fmt image image-test release mutation bench demo services clean

@@ -86,6 +86,26 @@ CASES = [
         OUTPUT_DIR,
     ),
     Case(
+        "prepare-data", "data",
+        lambda p, s: [f"--data={p}", f"--output={s.out}", "--spec={}"],
+    ),
+    Case(
+        "prepare-data", "output",
+        lambda p, s: [f"--data={s.data}", f"--output={p}", "--spec={}"],
+        OUTPUT_DIR,
+    ),
+    Case(
+        "tune-model", "data",
+        lambda p, s: [f"--data={p}", "--target-column=target", f"--output={s.out}",
+                      '--search-space={"C": {"low": 1, "high": 2}}'],
+    ),
+    Case(
+        "tune-model", "output",
+        lambda p, s: [f"--data={s.data}", "--target-column=target", f"--output={p}",
+                      '--search-space={"C": {"low": 1, "high": 2}}'],
+        OUTPUT_DIR,
+    ),
+    Case(
         "evaluate-model", "model-path",
         lambda p, s: [f"--model-path={p}", f"--data={s.data}", f"--output={s.out}"],
     ),
@@ -97,6 +117,11 @@ CASES = [
         "evaluate-model", "output",
         lambda p, s: [f"--model-path={s.model}", f"--data={s.data}", f"--output={p}"],
         OUTPUT_DIR,
+    ),
+    Case(
+        "evaluate-model", "baseline-path",
+        lambda p, s: [f"--model-path={s.model}", f"--data={s.data}", f"--output={s.out}",
+                      "--report=report", f"--baseline-path={p}"],
     ),
     Case(
         "sign-artifact", "path",

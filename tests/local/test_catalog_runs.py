@@ -62,7 +62,7 @@ def iris_in_bucket(s3, bucket: str, key: str, tmp_path: Path) -> None:  # type: 
     s3.upload_file(str(write_iris(tmp_path / "iris.csv")), bucket, key)
 
 
-@pytest.mark.parametrize("task", ["train-model", "evaluate-model"])
+@pytest.mark.parametrize("task", ["train-model", "evaluate-model", "prepare-data", "tune-model"])
 def test_task_tests_run_yaml(tekton, task: str) -> None:  # type: ignore[no-untyped-def]
     run = tekton(catalog_file(f"task/{task}/0.1/tests/run.yaml"), "--catalog", str(CATALOG))
     assert run.exit_code == 0, run.log

@@ -107,6 +107,8 @@ BAD_INPUT = {
     "deploy-model": ["--name=Iris", "--model-uri=file://{out}", "--target=local"],
     "check-slo": ["--url=http://127.0.0.1:1", "--model=m", "--output={out}", "--concurrency=0"],
     "read-config": ["--repo-url={out}", "--deploy-target=moon"],
+    "prepare-data": ["--data=d.csv", "--output={out}", "--spec={{}}", "--overwrite=maybe"],
+    "tune-model": ["--data=d.csv", "--target-column=y", "--search-space={{}}", "--workers=0"],
 }
 
 

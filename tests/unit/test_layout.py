@@ -51,6 +51,7 @@ def _under(module: str, package: str) -> bool:
         ("kfp", ("catalog", "local")),
         ("steps", ("local", "catalog", "triggers", "kfp")),
         ("storage", ("steps", "local", "catalog")),
+        ("tracking", ("steps", "local", "catalog", "triggers", "kfp", "storage", "ml")),
     ],
 )
 def test_dependencies_point_one_way(importer: str, forbidden: tuple[str, ...]) -> None:

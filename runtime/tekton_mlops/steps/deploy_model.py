@@ -7,20 +7,32 @@ carries it along with the slot), for KServe ``<state>/<name>/.mlops/lineage/…`
 is the model URI with the root digest its signature verified, its subject the deployment's
 URL with that same digest. Promote, rollback and stop move traffic between deployments that
 already have their record, and write none.
+
+With ``mlflow-tracking-uri`` the registered model's aliases follow the traffic: a canary
+deploy makes its version ``challenger`` (a full deploy: ``champion``), promote makes the
+challenger ``champion``, rollback removes ``challenger``. The version deployed is found
+by the digest the deploy verified (push-model tags each version with it) unless
+``mlflow-model-version`` names it. The server and the registered model are checked
+before anything is deployed.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tekton_mlops.contract import StepContext
 from tekton_mlops.deploy.kserve import DeployError
 from tekton_mlops.errors import ParameterError, Violation
 from tekton_mlops.lineage import Artifact
 from tekton_mlops.results import ResultValue
+
+if TYPE_CHECKING:
+    from tekton_mlops.tracking.lifecycle import RegisteredModel
 
 #: Where KServe's storage initializer can read from (file:// is this machine only).
 KSERVE_SCHEMES = ("s3://", "oci://", "gs://", "pvc://", "https://", "http://", "hf://")
@@ -52,6 +64,9 @@ class Params:
     addressing_style: str
     registry_auth: str
     insecure_registry: bool
+    mlflow_tracking_uri: str
+    mlflow_model_name: str
+    mlflow_model_version: str
 
 
 def _action(params: Params) -> str:
@@ -193,7 +208,30 @@ def _local(params: Params, action: str, ctx: StepContext) -> dict[str, ResultVal
     return {"url": slot.url, "revision": revision, "model-digest": digest}
 
 
+@contextmanager
+def _registry(params: Params, action: str) -> Iterator[RegisteredModel | None]:
+    """The registered model when tracking is on, checked before anything is deployed."""
+    if not params.mlflow_tracking_uri or action == "stop":
+        yield None
+        return
+    from tekton_mlops.tracking.lifecycle import open_registry
+
+    name = params.mlflow_model_name or params.name
+    with open_registry(params.mlflow_tracking_uri, name, create=False) as registered:
+        yield registered
+
+
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     action = _action(params)
     deploy = _kserve if params.target == "kserve" else _local
-    return {**deploy(params, action, ctx), "action": action}
+    with _registry(params, action) as registered:
+        results = deploy(params, action, ctx)
+        version = ""
+        if registered is not None:
+            canary = params.canary_traffic_percent > 0
+            digest = str(results["model-digest"])
+            version = registered.move_aliases(action, canary, digest, params.mlflow_model_version)
+            ctx.log.info(
+                "%s: version %s of %s in MLflow", action, version or "none", registered.name
+            )
+    return {**results, "action": action, "mlflow-model-version": version}

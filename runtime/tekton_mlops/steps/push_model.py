@@ -6,12 +6,20 @@ artifact (the OCI manifest digest, or the root digest naming the S3 or folder co
 That record is never pushed itself: pushing the same model again must give the same
 manifest, and a record of this push cannot be part of what it pushed. A model mounted
 read-only is pushed all the same, without a record (one log line says so).
+
+With ``mlflow-tracking-uri`` the push is registered in MLflow as a new version of a
+registered model (source: the pushed URI), tagged with the model's digests so that
+deploy-model finds it by the digest it verifies. The server and the registered model
+are checked before anything is pushed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tekton_mlops.contract import StepContext
 from tekton_mlops.digests import METADATA_DIR, as_digest, hash_files, list_files, root_hex
@@ -20,6 +28,9 @@ from tekton_mlops.lineage import Artifact, lineage_path
 from tekton_mlops.results import ResultValue
 from tekton_mlops.signing import GIT_PATHS, claimed_digests
 from tekton_mlops.storage.s3 import S3Settings
+
+if TYPE_CHECKING:
+    from tekton_mlops.tracking.lifecycle import RegisteredModel
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,9 @@ class Params:
     request_checksum: str
     max_concurrency: int
     part_size_mib: int
+    mlflow_tracking_uri: str
+    mlflow_model_name: str
+    mlflow_run_id: str
 
 
 def _check(params: Params, model: Path) -> None:
@@ -55,6 +69,12 @@ def _check(params: Params, model: Path) -> None:
     if not params.destination.startswith("oci://") and params.insecure_registry:
         rule = "applies to oci:// destinations only"
         raise ParameterError("push-model", [Violation("insecure-registry", "true", rule)])
+    if params.mlflow_tracking_uri and params.destination.startswith("file://"):
+        # MLflow refuses a local path as a version's source (a server must not be made to
+        # serve its own disk), so this would fail only after the push.
+        rule = "registers oci:// and s3:// pushes only: MLflow refuses file:// sources"
+        violation = Violation("mlflow-tracking-uri", params.mlflow_tracking_uri, rule)
+        raise ParameterError("push-model", [violation])
 
 
 def _push_oci(
@@ -156,10 +176,54 @@ def _push_file(
     return _stored(pushed.uri, root, pushed.uploaded_bytes)
 
 
+def _version_tags(
+    params: Params, model: Path, digests: dict[str, str], root: str
+) -> dict[str, str]:
+    """The digests a registered version carries: the signed root digest computed over the
+    pushed bytes of the files the signature lists (what deploy-model verifies and reports),
+    the pushed root digest and the signature file's sha256."""
+    from tekton_mlops.tracking.registry import MODEL_DIGEST, PUSHED_DIGEST, SIGNATURE_DIGEST
+
+    tags = {PUSHED_DIGEST: root}
+    signed = claimed_digests(model / params.signature)
+    if signed and all(rel in digests for rel in signed):
+        tags[MODEL_DIGEST] = as_digest(root_hex({rel: digests[rel] for rel in signed}))
+    if params.signature in digests:
+        tags[SIGNATURE_DIGEST] = as_digest(digests[params.signature])
+    return tags
+
+
+@contextmanager
+def _registry(params: Params) -> Iterator[RegisteredModel | None]:
+    """The model registry when tracking is on, checked before anything is pushed."""
+    if not params.mlflow_tracking_uri:
+        yield None
+        return
+    from tekton_mlops.tracking.lifecycle import default_model_name, open_registry
+
+    name = params.mlflow_model_name or default_model_name(params.destination)
+    with open_registry(params.mlflow_tracking_uri, name, create=True) as registry:
+        yield registry
+
+
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     model = Path(params.path)
     _check(params, model)
-    digests = _digests(params, model)
+    with _registry(params) as registered:
+        digests = _digests(params, model)
+        results = _push_model(params, model, digests, ctx)
+        version = ""
+        if registered is not None:
+            uri, root = str(results["model-uri"]), str(results["root-digest"])
+            tags = _version_tags(params, model, digests, root)
+            version = registered.register_push(uri, tags, params.mlflow_run_id)
+            ctx.log.info("registered %s as version %s of %s", uri, version, registered.name)
+    return {**results, "mlflow-model-version": version}
+
+
+def _push_model(
+    params: Params, model: Path, digests: dict[str, str], ctx: StepContext
+) -> dict[str, ResultValue]:
     # The root digest covers the files outside .mlops, as fetch-data's does, so a fetch
     # of the push can pin it.
     content = {k: v for k, v in digests.items() if not k.startswith(f"{METADATA_DIR}/")}

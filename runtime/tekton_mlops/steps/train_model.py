@@ -6,24 +6,29 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tekton_mlops.contract import StepContext
 from tekton_mlops.digests import as_digest, build_manifest, write_manifest
-from tekton_mlops.errors import DataError
+from tekton_mlops.errors import DataError, ParameterError, Violation
 from tekton_mlops.lineage import Artifact
+from tekton_mlops.ml.model_dir import METADATA_FILE, METRICS_FILE, MODEL_FILE
 from tekton_mlops.results import ResultValue
 from tekton_mlops.storage.publish import check_destination, staged_directory
 
-MODEL_FILE = "model.onnx"
-METADATA_FILE = "metadata.json"
-METRICS_FILE = "metrics.json"
+if TYPE_CHECKING:  # numpy-backed: imported when a model is trained, not on --help
+    from tekton_mlops.ml.tabular import DataSource
 
 
 @dataclass(frozen=True)
 class Params:
     data: str
     target_column: str
+    categorical_columns: list[str]
+    numeric_columns: list[str]
+    categorical_encoding: str
+    numeric_imputation: str
+    categorical_imputation: str
     output: str
     estimator: str
     hyperparameters: dict[str, Any]
@@ -34,6 +39,8 @@ class Params:
     overwrite: bool
     source_url: str
     source_revision: str
+    mlflow_tracking_uri: str
+    mlflow_experiment: str
 
 
 def _split(table: Any, test_size: float, seed: int, classifier: bool) -> tuple[Any, ...]:
@@ -52,6 +59,40 @@ def _split(table: Any, test_size: float, seed: int, classifier: bool) -> tuple[A
         )
     except ValueError as exc:
         raise DataError(f"cannot split {len(table.target)} rows for a holdout: {exc}") from None
+
+
+def _holdout(frame: Any, test_size: float, seed: int, classifier: bool) -> tuple[Any, Any]:
+    """Training and holdout rows. The split is of row positions, which train_test_split
+    shuffles exactly as it would the feature matrix: the same rows as ever for a seed."""
+    import numpy as np
+
+    positions = np.arange(len(frame.target))
+    train, test = _split(_Rows(positions, frame.target), test_size, seed, classifier)[:2]
+    return frame.take(train), frame.take(test)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """What :func:`_split` reads of a table: the features to split, and the target."""
+
+    features: Any
+    target: Any
+
+
+def _check_kinds(params: Params) -> None:
+    """A column cannot be forced both ways; refused before anything is read or written."""
+    both = sorted(set(params.categorical_columns) & set(params.numeric_columns))
+    if both:
+        raise ParameterError(
+            "train-model",
+            [
+                Violation(
+                    "numeric-columns",
+                    json.dumps(params.numeric_columns),
+                    f"names {', '.join(map(repr, both))}, also in categorical-columns",
+                )
+            ],
+        )
 
 
 def _versions() -> dict[str, str]:
@@ -98,40 +139,102 @@ def _fit(model: Any, x_train: Any, y_train: Any, estimator: str, ctx: StepContex
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
-    import numpy as np
+    from tekton_mlops import tracking
+    from tekton_mlops.ml import tabular
 
-    from tekton_mlops.ml import estimators, metrics, onnx_export, tabular
-
+    _check_kinds(params)
     output = Path(params.output)
     check_destination(output, params.overwrite)
-    spec = estimators.ESTIMATORS[params.estimator]
-    classifier = spec.task == "classification"
 
     source = tabular.locate(params.data, params.data_digest)
-    table = tabular.read_table(source.csv, params.target_column, numeric_target=not classifier)
-    if classifier and len(np.unique(table.target)) < 2:
+    # The run is opened before training, so a tracking server that cannot be reached fails
+    # the step before anything is written; it ends FAILED when training fails.
+    with tracking.run_for(
+        params.mlflow_tracking_uri,
+        params.mlflow_experiment,
+        step="train-model",
+        params=ctx.params,
+        tags={tracking.DATASET_URI: source.uri, tracking.DATASET_DIGEST: as_digest(source.digest)},
+    ) as tracked:
+        results = _train(params, ctx, source, output)
+        tracked.log_params(
+            {
+                "estimator": params.estimator,
+                "seed": params.seed,
+                "test_size": params.test_size,
+                **params.hyperparameters,
+            }
+        )
+        tracked.log_metrics(json.loads(str(results["metrics"])))
+        tracked.set_tags({tracking.MODEL_DIGEST: results["model-root-digest"]})
+        tracked.log_artifacts(output, "model")
+    return {**results, "mlflow-run-id": tracked.run_id}
+
+
+def _train(
+    params: Params, ctx: StepContext, source: DataSource, output: Path
+) -> dict[str, ResultValue]:
+    import numpy as np
+
+    from tekton_mlops.ml import columns, estimators, inputs, metrics, onnx_export, preprocessing
+
+    spec = estimators.ESTIMATORS[params.estimator]
+    classifier = spec.task == "classification"
+    frame = columns.read_frame(
+        source.csv,
+        params.target_column,
+        numeric_target=not classifier,
+        categorical=params.categorical_columns,
+        numeric=params.numeric_columns,
+    )
+    if classifier and len(np.unique(frame.target)) < 2:
         raise DataError(f"target column {params.target_column!r} has a single class")
+    plan = preprocessing.plan_for(
+        frame, params.categorical_encoding, params.numeric_imputation, params.categorical_imputation
+    )
     ctx.log.info(
         "training %s on %d rows x %d features from %s",
         params.estimator,
-        len(table.target),
-        len(table.feature_names),
+        len(frame.target),
+        len(frame.feature_names),
         source.csv,
     )
-    x_train, x_test, y_train, y_test = _split(table, params.test_size, params.seed, classifier)
-    model = estimators.build(params.estimator, params.hyperparameters, params.seed)
-    _fit(model, x_train, y_train, params.estimator, ctx)
+    if plan.layout != preprocessing.MATRIX or plan.impute:
+        categorical = frame.names_of(columns.CATEGORICAL)
+        shown = ", ".join(categorical[:10]) + (" ..." if len(categorical) > 10 else "")
+        ctx.log.info(
+            "categorical features: %s; %d missing cell(s), imputed in the model",
+            shown or "none",
+            frame.missing(),
+        )
+    train, test = _holdout(frame, params.test_size, params.seed, classifier)
+    y_train, y_test = train.target, test.target
+    model = preprocessing.build(plan, params.estimator, params.hyperparameters, params.seed)
+    _fit(model, train.matrix(), y_train, params.estimator, ctx)
 
-    exported = onnx_export.export(model, len(table.feature_names), params.onnx_opset, classifier)
+    exported = onnx_export.export(
+        model,
+        len(frame.feature_names),
+        params.onnx_opset,
+        classifier,
+        initial_types=inputs.initial_types(plan, frame),
+    )
     runtime = onnx_export.session(exported.model_bytes)
-    proof = onnx_export.prove_equal(model, runtime, x_test, classifier)
+    layout = inputs.layout_metadata(plan, frame, [i.name for i in runtime.get_inputs()])
+    test_feeds = inputs.feeds(layout, test)
+    if plan.layout == preprocessing.MATRIX:
+        proof = onnx_export.prove_equal(model, runtime, test.matrix(), classifier)
+    else:
+        proof = onnx_export.prove_equal(
+            model, runtime, test.matrix(float32=True), classifier, feeds=test_feeds
+        )
     ctx.log.info(
         "onnxruntime equals scikit-learn on %d holdout rows (largest difference %.2g)",
         proof.rows,
         proof.max_abs_diff,
     )
 
-    predicted = onnx_export.predict(runtime, x_test)
+    predicted = onnx_export.predict_feeds(runtime, test_feeds)
     if classifier:
         quality = metrics.classification(
             y_test, predicted["label"], predicted["probabilities"], model.classes_
@@ -145,15 +248,11 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         "task": spec.task,
         "estimator": params.estimator,
         "hyperparameters": params.hyperparameters,
-        "preprocessing": estimators.preprocessing(params.estimator),
-        "feature_names": list(table.feature_names),
-        "target_column": table.target_name,
+        "preprocessing": preprocessing.describe(plan, params.estimator),
+        "feature_names": list(frame.feature_names),
+        "target_column": frame.target_name,
         "classes": model.classes_.tolist() if classifier else None,
-        "input": {
-            "name": onnx_export.INPUT_NAME,
-            "datatype": "FP32",
-            "shape": [-1, len(table.feature_names)],
-        },
+        **layout,
         "opset": exported.opset,
         "ir_version": exported.ir_version,
         "training": {
