@@ -80,10 +80,13 @@ bench: $(STAMP) $(MLFLOW_STAMP) ## Run the ratio benchmarks into benchmarks/READ
 demo: $(STAMP) ## Run train-and-deploy locally: fetch, train, gate, sign, push, canary, SLOs, promote
 	hack/demo.sh
 
+demo-tune: $(STAMP) $(MLFLOW_STAMP) ## Run tune-and-train locally: prepare, tune (2 workers), train, report, sign; tracked in MLflow
+	hack/demo-tune.sh
+
 services: $(STAMP) ## Start the local S3 server (moto) by hand on 127.0.0.1:5000
 	hack/services.sh
 
 clean: ## Remove the venv and caches
-	rm -rf $(VENV) $(MLFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache .demo .bench .image .tekton-mlops .mutation
+	rm -rf $(VENV) $(MLFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache .demo .demo-tune .bench .image .tekton-mlops .mutation
 
-.PHONY: help dev system-deps test lint docs verify fmt image image-test release mutation bench demo services clean
+.PHONY: help dev system-deps test lint docs verify fmt image image-test release mutation bench demo demo-tune services clean
