@@ -35,7 +35,7 @@ def podman(*args: str) -> subprocess.CompletedProcess[str]:
 def test_every_step_runs_in_the_image_as_non_root(runtime_image: str) -> None:
     who = podman("run", "--rm", "--entrypoint", "id", runtime_image, "-u")
     assert who.stdout.strip() == "65532"
-    for step in ("fetch-data", "train-model", "evaluate-model"):
+    for step in ("fetch-data", "prepare-data", "train-model", "tune-model", "evaluate-model"):
         shown = podman("run", "--rm", runtime_image, step, "--help")
         assert shown.returncode == 0, shown.stderr
         assert f"Usage: tekton-mlops {step}" in shown.stdout
@@ -66,6 +66,30 @@ def test_catalog_pipeline_in_containers(  # type: ignore[no-untyped-def]
     name = run.object["metadata"]["name"]
     model = tmp_path / "runs" / name / "workspaces" / "shared" / "model" / "model.onnx"
     assert model.stat().st_uid == 65532  # written inside the container, as the Task's user
+
+
+def test_tune_and_train_in_containers(  # type: ignore[no-untyped-def]
+    tekton, runtime_image, s3, s3_server, cluster_secrets, tmp_path
+) -> None:
+    """The image carries the experiment loop: Optuna's study shared by two worker pods on
+    the workspace, matplotlib's figures for the report, as the Task's user."""
+    iris_in_bucket(s3, "tekton-mlops-test", "iris/iris.csv", tmp_path)
+    run = run_pipeline_from_git(
+        tekton,
+        "pipeline/tune-and-train/0.1/tests/run.yaml",
+        s3_server.endpoint,
+        cluster_secrets,
+        "--runner",
+        "podman",
+    )
+    assert run.exit_code == 0, run.log
+    assert run.results["model-uri"].startswith("s3://tekton-mlops-test/models/iris-tuned/")
+    shared = tmp_path / "runs" / run.object["metadata"]["name"] / "workspaces" / "shared"
+    trials = (shared / "tuning" / "trials.csv").read_text().splitlines()
+    assert len(trials) == 1 + 6  # header and the budget of the two workers together
+    report = shared / "model" / "report" / "report.html"
+    assert report.stat().st_uid == 65532
+    assert (shared / "model" / "report" / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_read_only_workspace_is_enforced(tekton, runtime_image, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -173,3 +173,22 @@ def test_volume_mount_sub_path_under_podman(tekton, runtime_image, tmp_path: Pat
         in (run.condition["message"])
     )
     assert not list(tmp_path.rglob("marker"))
+
+
+def test_parallel_taskruns_making_the_same_sub_path_all_get_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A matrix starts its TaskRuns together; each binds the same new subPath."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tekton_mlops.local.workspaces import resolve_sub_path
+
+    for attempt in range(20):
+        root = tmp_path / f"volume-{attempt}"
+        root.mkdir()
+        with ThreadPoolExecutor(8) as pool:
+            made = list(
+                pool.map(
+                    lambda volume: resolve_sub_path(volume, "study/shared", "shared", "step-tune"),
+                    [root] * 8,
+                )
+            )
+        assert made == [root.resolve() / "study" / "shared"] * 8

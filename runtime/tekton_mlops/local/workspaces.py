@@ -14,6 +14,7 @@ outside the volume in either case.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 from dataclasses import dataclass
@@ -94,8 +95,10 @@ def resolve_sub_path(root: Path, sub_path: str, volume: str, container: str) -> 
         if not candidate.is_relative_to(base):
             raise SubPathEscapes(volume, container)
         if not candidate.exists():
-            candidate.mkdir()
-        elif not candidate.is_dir():
+            # TaskRuns running side by side (a matrix) may make the same subPath at once.
+            with contextlib.suppress(FileExistsError):
+                candidate.mkdir()
+        if candidate.is_symlink() or not candidate.is_dir():
             raise SubPathEscapes(volume, container)
         current = candidate
     return current
