@@ -466,3 +466,36 @@ def test_four_pods_share_one_postgres_study(datasets, tmp_path) -> None:  # type
         assert (tmp_path / "rs" / "trial-count").read_text() == "20"
         assert len(read_trials(tmp_path / "report")) == 20
         assert not (tmp_path / "report" / "study.db").exists()
+
+
+def test_a_table_with_categories_and_gaps_is_tuned_as_train_model_will_fit_it(  # type: ignore[no-untyped-def]
+    run_step, tmp_path
+) -> None:
+    """Each trial scores the pipeline train-model exports (imputation and one-hot inside),
+    so the best score equals scikit-learn's cross-validation of that pipeline."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    from tests.integration import test_categorical as mixed
+
+    rows = mixed._cells(np.random.default_rng(11))
+    data = mixed.write(tmp_path / "mixed.csv", rows)
+    out = tmp_path / "out"
+    outcome = tune(run_step, data, out, LOGISTIC_SPACE, "--n-trials=2", "--cv-folds=3", "--seed=3")
+    assert outcome.exit_code == 0, outcome.output
+    assert all(r["state"] == "COMPLETE" for r in read_trials(out))
+    x, y = mixed.as_sklearn(rows, float32=False)
+    best = json.loads(outcome.results["best-params"])
+    model = mixed.reference("logistic-regression", best, "one-hot")
+    model.named_steps["estimator"].set_params(random_state=3)
+    splitter = StratifiedKFold(n_splits=3, shuffle=True, random_state=3)
+    expected = cross_val_score(model, x, y, cv=splitter, scoring="accuracy").mean()
+    assert float(outcome.results["best-score"]) == pytest.approx(expected, abs=1e-6)
+    trained = run_step(
+        "train-model",
+        f"--data={data}",
+        "--target-column=target",
+        f"--output={tmp_path}/model",
+        f"--hyperparameters={outcome.results['best-params']}",
+    )
+    assert trained.exit_code == 0, trained.output

@@ -192,7 +192,7 @@ class Objective:
 
     def __init__(self, task: WorkerTask, table: Any, classifier: bool, prune: bool):
         self.task = task
-        self.x, self.y = table.features, table.target
+        self.x, self.y, self.plan = table.features, table.target, table.plan
         self.classifier = classifier
         self.prune = prune
         self.splits = folds(self.y, task.config.cv_folds, task.config.seed, classifier)
@@ -233,12 +233,17 @@ class Objective:
         train, test = fold
         return _score(model, self.x[test], self.y[test], self.task.config.metric, self.classifier)
 
-    def _plain(self, params: dict[str, Any]) -> float:
-        from tekton_mlops.ml import estimators
+    def _model(self, params: dict[str, Any]) -> Any:
+        """The pipeline train-model would fit with these hyper-parameters."""
+        from tekton_mlops.ml import preprocessing
 
+        config = self.task.config
+        return preprocessing.build(self.plan, config.estimator, params, config.seed)
+
+    def _plain(self, params: dict[str, Any]) -> float:
         scores = []
         for train, test in self.splits:
-            model = estimators.build(self.task.config.estimator, params, self.task.config.seed)
+            model = self._model(params)
             model.fit(self.x[train], self.y[train])
             scores.append(self._fold_score(model, (train, test)))
         return _mean(scores)
@@ -248,8 +253,7 @@ class Objective:
 
         from tekton_mlops.ml import estimators
 
-        config = self.task.config
-        models = [estimators.build(config.estimator, params, config.seed) for _ in self.splits]
+        models = [self._model(params) for _ in self.splits]
         finals = [estimators.final_estimator(m) for m in models]
         total = int(finals[0].get_params()["n_estimators"])
         sizes = sorted({max(1, math.ceil(total * (r + 1) / RUNGS)) for r in range(RUNGS)})
@@ -278,13 +282,26 @@ def _shown(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True)
 
 
-def read_table(task: WorkerTask, classifier: bool) -> Any:
-    from tekton_mlops.ml import tabular
+@dataclass(frozen=True)
+class TrainingTable:
+    """What a worker scores trials on: the rows as scikit-learn takes them, and the
+    preprocessing train-model would put in front of the estimator for this table."""
+
+    features: Any
+    target: Any
+    plan: Any  # preprocessing.Plan
+
+
+def read_table(task: WorkerTask, classifier: bool) -> TrainingTable:
+    """The dataset as train-model reads it: categorical columns and missing values are
+    encoded and imputed inside each trial's pipeline, as they will be inside the model."""
+    from tekton_mlops.ml import columns, preprocessing, tabular
 
     source = tabular.locate(task.data, task.data_digest)
     if f"sha256:{source.digest}" != task.config.dataset_digest:
         raise DataError(f"{task.data}: changed while the search ran (sha256:{source.digest})")
-    return tabular.read_table(source.csv, task.target_column, numeric_target=not classifier)
+    frame = columns.read_frame(source.csv, task.target_column, numeric_target=not classifier)
+    return TrainingTable(frame.matrix(), frame.target, preprocessing.plan_for(frame))
 
 
 def run_worker(task: WorkerTask) -> int:

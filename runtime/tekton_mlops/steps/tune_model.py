@@ -102,7 +102,7 @@ def _storage_url(params: Params, stage: Path | None) -> str:
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
-    from tekton_mlops.ml import estimators, study_storage, tabular, tuning
+    from tekton_mlops.ml import columns, estimators, study_storage, tabular, tuning
 
     space = _checked_space(params)
     output = Path(params.output) if params.output else None
@@ -120,7 +120,7 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
 
     source = tabular.locate(params.data, params.data_digest)
     # Read and split once here, so unusable data fails before a study or a file exists.
-    table = tabular.read_table(
+    table = columns.read_frame(
         source.csv, params.target_column, numeric_target=spec.task == "regression"
     )
     tuning.folds(table.target, params.cv_folds, params.seed, spec.task == "classification")
