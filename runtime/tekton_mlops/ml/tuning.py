@@ -85,14 +85,19 @@ def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
-def sampler_for(kind: str, space: SearchSpace, seed: int) -> Any:
+def sampler_for(kind: str, space: SearchSpace, seed: int, budget: int = 100) -> Any:
     import optuna
 
     if kind == "grid":
         return optuna.samplers.GridSampler(space.grid(), seed=seed)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    # TPE starts from random trials before it models anything: Optuna's 10 are a fifth of a
+    # 50-trial budget, the budgets a pipeline step runs. A tenth of the budget (4 to 10)
+    # starts it sooner: on benchmarks/bench_tune.py's 48-point spaces TPE then reaches the
+    # grid's best in 9 and 15 trials instead of 18 and 20.
+    startup = max(4, min(10, budget // 10))
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
 def pruner_for(kind: str) -> Any:
@@ -324,7 +329,7 @@ def run_worker(task: WorkerTask) -> int:
         storage,
         task.study_name,
         config,
-        sampler_for(config.sampler, task.space, config.seed + task.seed_offset),
+        sampler_for(config.sampler, task.space, config.seed + task.seed_offset, task.n_trials),
         pruner_for(config.pruner),
     )
     timeout = None if task.deadline is None else max(0.0, task.deadline - time.time())
