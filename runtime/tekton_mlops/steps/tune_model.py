@@ -282,7 +282,7 @@ def _prepare(url: str, name: str, budget: int, config: Any, space: Any) -> None:
         storage,
         name,
         config,
-        tuning.sampler_for(config.sampler, space, config.seed),
+        tuning.sampler_for(config.sampler, space, config.seed, budget),
         tuning.pruner_for(config.pruner),
     )
     storage.engine.dispose()  # the workers open their own connections
