@@ -58,9 +58,11 @@ def rows() -> list[Row]:
         (
             "runtime image size, uncompressed",
             f"{uncompressed / 1e6:.1f} MB",
+            # The experiment loop (Optuna, matplotlib, the PostgreSQL driver) raised the
+            # budget from 400 MB to 500 MB.
             "the goal",
-            "400 MB",
-            f"{uncompressed / 4e8:.2f}x of the goal",
+            "500 MB",
+            f"{uncompressed / 5e8:.2f}x of the goal",
         ),
         (
             "runtime image size, compressed layers in a registry",
