@@ -90,8 +90,8 @@ def _drawn_classes(truth: np.ndarray, classes: np.ndarray) -> list[int]:
 
 @dataclass(frozen=True)
 class ClassifierCurves:
-    """What the classifier figures show, computed with scikit-learn where the model was
-    scored, so the process that draws them needs only numpy and matplotlib."""
+    """What the classifier figures show, computed (with numpy) where the model was scored,
+    so the process that draws them needs only numpy and matplotlib."""
 
     classes: list[str]
     roc: list[tuple[str, np.ndarray, np.ndarray, float]]  # class, fpr, tpr, AUC
@@ -106,8 +106,6 @@ def classification_curves(
     truth: np.ndarray, labels: np.ndarray, proba: np.ndarray, classes: np.ndarray
 ) -> ClassifierCurves:
     """ROC and precision-recall curves, confusion matrix and calibration bins."""
-    from sklearn.metrics import auc, confusion_matrix, precision_recall_curve, roc_curve
-
     binary = len(classes) == 2
     # Binary: the curves of the positive class (classes[1]), as roc_auc is computed.
     # Several classes: one-vs-rest, one curve per class.
@@ -115,9 +113,8 @@ def classification_curves(
     drawn = [i for i in drawn if 0 < np.sum(truth == classes[i]) < len(truth)]
     roc, pr = [], []
     for i in drawn:
-        fpr, tpr, _ = roc_curve(truth == classes[i], proba[:, i])
-        roc.append((str(classes[i]), fpr, tpr, float(auc(fpr, tpr))))
-        precision, recall, _ = precision_recall_curve(truth == classes[i], proba[:, i])
+        fpr, tpr, precision, recall = _curves(truth == classes[i], proba[:, i])
+        roc.append((str(classes[i]), fpr, tpr, float(np.trapezoid(tpr, fpr))))
         pr.append((str(classes[i]), recall, precision))
     if binary:
         confidence, correct = proba[:, 1], truth == classes[1]
@@ -145,11 +142,44 @@ def classification_curves(
         classes=[str(c) for c in classes],
         roc=roc,
         pr=pr,
-        confusion=confusion_matrix(truth, labels, labels=classes),
+        confusion=_confusion(truth, labels, classes),
         calibration=(predicted, observed),
         scope=scope,
         calibration_caption=calibration_caption,
     )
+
+
+def _curves(
+    positive: np.ndarray, score: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ROC (fpr, tpr) and precision-recall (precision, recall) of one class, as
+    scikit-learn's roc_curve (without dropping collinear points, which changes no area) and
+    precision_recall_curve compute them. numpy only: the figures are started before the
+    step imports scikit-learn for its metrics, and drawn while it does."""
+    order = np.argsort(score, kind="mergesort")[::-1]
+    ranked, hits = score[order], positive[order].astype(np.float64)
+    # One point per distinct score, after all rows with that score.
+    last = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
+    tps = np.cumsum(hits)[last]
+    fps = 1 + last - tps
+    fpr = np.r_[0.0, fps / fps[-1]]
+    tpr = np.r_[0.0, tps / tps[-1]]
+    # Precision-recall at every threshold, lowest first, closed by (recall 0, precision 1).
+    precision = np.r_[(tps / (tps + fps))[::-1], 1.0]
+    recall = np.r_[(tps / tps[-1])[::-1], 0.0]
+    return fpr, tpr, precision, recall
+
+
+def _confusion(truth: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Counts of (true class, predicted class) rows, in the order of ``classes``."""
+    index = {c: i for i, c in enumerate(classes.tolist())}
+    counts = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    rows = [index.get(t) for t in truth.tolist()]
+    cols = [index.get(p) for p in labels.tolist()]
+    kept = [(r, c) for r, c in zip(rows, cols, strict=True) if r is not None and c is not None]
+    if kept:
+        np.add.at(counts, tuple(np.asarray(kept).T), 1)
+    return counts
 
 
 def classification_figures(curves: ClassifierCurves) -> list[Plot]:

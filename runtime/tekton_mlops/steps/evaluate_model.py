@@ -140,6 +140,16 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         runtime = onnx_export.session(model_bytes, model_dir / MODEL_FILE)
         check_model_input(runtime, metadata, model_dir / MODEL_FILE)
         outputs = onnx_export.predict_feeds(runtime, feeds)
+        if report_target is not None:  # drawn on the other core while the metrics are made
+            evaluate_report.draw_early(
+                report_target,
+                metadata,
+                table.features,
+                table.target,
+                outputs,
+                lambda rows: inputs.predict_rows(runtime, metadata, rows),
+                params.seed,
+            )
         if task == "classification":
             import numpy as np
 

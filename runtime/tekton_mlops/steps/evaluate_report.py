@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ class Target:
     path: Path
     baseline: Baseline | None
     renderer: Renderer
+    #: What :func:`draw_early` sent the renderer and computed, for :func:`write` to collect.
+    started: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare(
@@ -171,35 +173,57 @@ class Written:
     artifacts: list[Artifact]
 
 
-def _figures_and_page(
-    evaluation: Evaluation, baseline: Mapping[str, float], renderer: Renderer
-) -> tuple[list[Plot], Page]:
+def draw_early(
+    target: Target,
+    metadata: Mapping[str, Any],
+    features: np.ndarray,
+    truth: np.ndarray,
+    outputs: Mapping[str, np.ndarray],
+    predict: Callable[[np.ndarray], dict[str, np.ndarray]],
+    seed: int,
+) -> None:
+    """Start the figures as soon as the model has scored the rows.
+
+    The step then imports scikit-learn for its metrics (about a second) while the renderer
+    draws on the other core; the curves and the importance need numpy and onnxruntime only.
+    """
     from tekton_mlops.ml import importance, plots
 
-    meta = evaluation.metadata
-    names = list(meta["feature_names"])
-    # The renderer draws these while the importance runs here (the two use two cores).
-    if meta["task"] == "classification":
+    if metadata["task"] == "classification":
         curves = plots.classification_curves(
-            evaluation.truth,
-            evaluation.outputs["label"],
-            evaluation.outputs["probabilities"],
-            np.asarray(meta["classes"]),
+            truth, outputs["label"], outputs["probabilities"], np.asarray(metadata["classes"])
         )
-        renderer.submit("classification_figures", curves)
+        target.renderer.submit("classification_figures", curves)
     else:
-        renderer.submit(
-            "regression_figures", evaluation.truth, evaluation.outputs["variable"].reshape(-1)
-        )
-    found = importance.permutation(
-        evaluation.predict, evaluation.features, evaluation.truth, meta["task"], evaluation.seed
-    )
+        target.renderer.submit("regression_figures", truth, outputs["variable"].reshape(-1))
+    found = importance.permutation(predict, features, truth, metadata["task"], seed)
     note = (
         f"Decrease of {found.score} (from {found.baseline:.4f}) when one feature's values are "
         f"shuffled, mean and standard deviation over {found.repeats} shuffles of "
-        f"{found.rows} rows (seed {evaluation.seed}), computed on model.onnx under onnxruntime."
+        f"{found.rows} rows (seed {seed}), computed on model.onnx under onnxruntime."
     )
-    renderer.submit("importance_figure", names, found.mean, found.std, found.score, note)
+    names = list(metadata["feature_names"])
+    target.renderer.submit("importance_figure", names, found.mean, found.std, found.score, note)
+    target.started.update(importance=found, note=note)
+
+
+def _figures_and_page(
+    evaluation: Evaluation, baseline: Mapping[str, float], target: Target
+) -> tuple[list[Plot], Page]:
+    meta = evaluation.metadata
+    names = list(meta["feature_names"])
+    renderer = target.renderer
+    if "importance" not in target.started:
+        draw_early(
+            target,
+            meta,
+            evaluation.features,
+            evaluation.truth,
+            evaluation.outputs,
+            evaluation.predict,
+            evaluation.seed,
+        )
+    found, note = target.started["importance"], target.started["note"]
     if baseline:
         renderer.submit("delta_figure", dict(evaluation.metrics), dict(baseline))
     figures: list[Plot] = renderer.result()
@@ -227,12 +251,10 @@ def _figures_and_page(
 def write(target: Target, evaluation: Evaluation) -> Written:
     """Draw the figures, write the page, and publish them with a manifest, all or nothing."""
     with target.renderer:
-        return _write(target.path, evaluation, target.baseline, target.renderer)
+        return _write(target.path, evaluation, target.baseline, target)
 
 
-def _write(
-    dest: Path, evaluation: Evaluation, given: Baseline | None, renderer: Renderer
-) -> Written:
+def _write(dest: Path, evaluation: Evaluation, given: Baseline | None, target: Target) -> Written:
     baseline: dict[str, float] = {}
     if given is not None:
         baseline = baseline_metrics(
@@ -247,7 +269,7 @@ def _write(
         created = created.parent
     made = None if created.exists() else created
     try:
-        figures, page = _figures_and_page(evaluation, baseline, renderer)
+        figures, page = _figures_and_page(evaluation, baseline, target)
         with staged_directory(dest, overwrite=True) as stage:
             stage.chmod(0o755)  # a staging directory is private; the report is to be read
             (stage / REPORT_HTML).write_text(render(page), encoding="utf-8")
