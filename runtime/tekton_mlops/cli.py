@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import traceback
 from pathlib import Path
-from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from tekton_mlops import __version__
-from tekton_mlops.errors import MlopsError
+from tekton_mlops.guard import run_guarded
 from tekton_mlops.params import StepSchema, env_name, load_schema, python_name, step_names
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -99,7 +96,11 @@ def build_step_command(schema: StepSchema) -> click.Command:
 
         _configure_logging(schema.step, debug)
         by_param = {name: raw.get(python_name(name)) for name in schema.properties}
-        _run_guarded(lambda: execute(schema.step, by_param, results_dir), debug)
+        run_guarded(
+            lambda: execute(schema.step, by_param, results_dir),
+            debug,
+            interrupted="interrupted; partial output was removed",
+        )
 
     command = click.command(
         name=schema.step,
@@ -119,35 +120,6 @@ def _configure_logging(step: str, debug: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     root.propagate = False
-
-
-def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
-    # Tekton stops a timed-out or cancelled step with SIGTERM; raising lets
-    # every staging area clean itself up on the way out.
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _run_guarded(action: Any, debug: bool) -> None:
-    """The one place where errors become messages and exit codes."""
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        action()
-    except MlopsError as exc:
-        if debug:
-            traceback.print_exc()
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted; partial output was removed", err=True)
-        sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback with --debug
-        if debug:
-            traceback.print_exc()
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        click.echo(
-            f"error: internal error: {type(exc).__name__}: {detail} (rerun with --debug)", err=True
-        )
-        sys.exit(1)
 
 
 class LazyGroup(click.Group):

@@ -7,46 +7,16 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from tekton_mlops.errors import MlopsError
+from tekton_mlops.guard import run_guarded
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def _guarded(action: Callable[[], None], debug: bool = False) -> None:
-    """Errors as one line and an exit code: 2 refused at compile time, 1 failed."""
-
-    def terminate(signum: int, frame: FrameType | None) -> NoReturn:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, terminate)
-    try:
-        action()
-    except MlopsError as exc:
-        if debug:
-            traceback.print_exc()
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback with --debug
-        if debug:
-            traceback.print_exc()
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        click.echo(
-            f"error: internal error: {type(exc).__name__}: {detail} (rerun with --debug)", err=True
-        )
-        sys.exit(1)
 
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -145,7 +115,7 @@ def compile_command(
             output.write_text(text)
             click.echo(f"wrote {output}", err=True)
 
-    _guarded(action, debug)
+    run_guarded(action, debug)
 
 
 @kfp.command(name="run", context_settings=CONTEXT)
@@ -240,7 +210,7 @@ def run_command(
             click.echo(dump(finished), nl=False)
             click.echo("---\n" + dump({"outputs": found}), nl=False)
 
-    _guarded(action, debug)
+    run_guarded(action, debug)
     sys.exit(code[0])
 
 
@@ -329,7 +299,7 @@ def launch_python(source: str, **options: Any) -> None:
     from tekton_mlops.kfp.launcher import decode, run_python
 
     _configure_logging()
-    _guarded(lambda: run_python(_invocation(options), decode(source)), options["debug"])
+    run_guarded(lambda: run_python(_invocation(options), decode(source)), options["debug"])
 
 
 @launch.command(name="prepare", context_settings=CONTEXT)
@@ -341,7 +311,9 @@ def launch_prepare(command_result: Path | None, args_result: Path | None, **opti
     from tekton_mlops.kfp.launcher import prepare
 
     _configure_logging()
-    _guarded(lambda: prepare(_invocation(options), command_result, args_result), options["debug"])
+    run_guarded(
+        lambda: prepare(_invocation(options), command_result, args_result), options["debug"]
+    )
 
 
 @launch.command(name="publish", context_settings=CONTEXT)
@@ -351,7 +323,7 @@ def launch_publish(**options: Any) -> None:
     from tekton_mlops.kfp.launcher import publish_step
 
     _configure_logging()
-    _guarded(lambda: publish_step(_invocation(options)), options["debug"])
+    run_guarded(lambda: publish_step(_invocation(options)), options["debug"])
 
 
 @launch.command(name="import", context_settings=CONTEXT)
@@ -363,7 +335,7 @@ def launch_import(source_result: Path, output_result: Path, **options: Any) -> N
     from tekton_mlops.kfp.launcher import import_prepare
 
     _configure_logging()
-    _guarded(
+    run_guarded(
         lambda: import_prepare(_invocation(options), source_result, output_result),
         options["debug"],
     )
@@ -376,7 +348,7 @@ def launch_import_publish(**options: Any) -> None:
     from tekton_mlops.kfp.launcher import import_publish
 
     _configure_logging()
-    _guarded(lambda: import_publish(_invocation(options)), options["debug"])
+    run_guarded(lambda: import_publish(_invocation(options)), options["debug"])
 
 
 @launch.command(name="iterations", context_settings=CONTEXT)
@@ -386,7 +358,7 @@ def launch_iterations(**options: Any) -> None:
     from tekton_mlops.kfp.launcher import iterations
 
     _configure_logging()
-    _guarded(lambda: iterations(_invocation(options)), options["debug"])
+    run_guarded(lambda: iterations(_invocation(options)), options["debug"])
 
 
 @launch.command(name="condition", context_settings=CONTEXT)
@@ -396,7 +368,7 @@ def launch_condition(**options: Any) -> None:
     from tekton_mlops.kfp.launcher import condition
 
     _configure_logging()
-    _guarded(lambda: condition(_invocation(options)), options["debug"])
+    run_guarded(lambda: condition(_invocation(options)), options["debug"])
 
 
 @launch.command(name="outputs", context_settings=CONTEXT)
@@ -407,4 +379,4 @@ def launch_outputs(run_status: str, **options: Any) -> None:
     from tekton_mlops.kfp.launcher import outputs
 
     _configure_logging()
-    _guarded(lambda: outputs(_invocation(options), run_status), options["debug"])
+    run_guarded(lambda: outputs(_invocation(options), run_status), options["debug"])
