@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tekton_mlops.errors import DataError
+from tekton_mlops.ml import tabular
 
 Cell = str | int | float | bool | None
 
@@ -60,52 +61,18 @@ def shown(value: object) -> str:
 
 
 def read_csv(path: Path, missing: Collection[str]) -> Frame:
-    """Read a UTF-8 CSV with a header of distinct names; ``missing`` texts become None."""
-    reader: Any = None
-    try:
-        # utf-8-sig: a byte-order mark (spreadsheets write one) is not part of a name.
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(_lines(handle, path))
-            return _parse(reader, path, missing)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason}); a CSV file is expected") from None
-    except csv.Error as exc:
-        line = reader.line_num if reader is not None else 1
-        raise DataError(f"{path}: not a readable CSV file at line {line} ({exc})") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, a CSV file is expected") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    """Read a UTF-8 CSV with a header of distinct names; ``missing`` texts become None.
 
-
-def _lines(handle: Any, path: Path) -> Iterator[str]:
-    # The csv module reads NUL as part of a value since Python 3.11: a binary file
-    # would otherwise pass as one strange column.
-    for number, line in enumerate(handle, start=1):
-        if "\x00" in line:
-            raise DataError(f"{path}: line {number} holds a NUL byte; a CSV text file is expected")
-        yield line
+    The file, header and row checks are training's (:mod:`tekton_mlops.ml.tabular`), with
+    the same messages."""
+    return tabular.read_csv(path, lambda reader: _parse(reader, path, missing))
 
 
 def _parse(reader: Any, path: Path, missing: Collection[str]) -> Frame:
-    header = next(reader, None)
-    if not header:
-        raise DataError(f"{path}: empty file, a header row is expected")
-    header = [name.strip() for name in header]
-    for position, name in enumerate(header, start=1):
-        if not name:
-            raise DataError(f"{path}: header column {position} has no name")
-        if header.index(name) != position - 1:
-            raise DataError(f"{path}: column {name!r} appears twice in the header")
+    header = tabular.checked_header(reader, path)
     rows: list[list[Cell]] = []
     numbers: list[int] = []
-    for number, row in enumerate(reader, start=2):
-        if not row:
-            continue  # a blank line is no record
-        if len(row) != len(header):
-            raise DataError(
-                f"{path}: row {number} has {len(row)} fields, the header has {len(header)}"
-            )
+    for number, row in tabular.data_rows(reader, header, path):
         rows.append([None if cell.strip() in missing else cell for cell in row])
         numbers.append(number)
     return Frame(header, rows, numbers, dict.fromkeys(header, "string"), path)

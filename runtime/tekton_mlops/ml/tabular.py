@@ -148,7 +148,7 @@ def read_table(
     missing or non-finite value, and numbers float32 can hold. Rows are
     numbered as a spreadsheet shows them, the header being row 1.
     """
-    return _read(
+    return read_csv(
         csv_path, lambda reader: _parse(reader, csv_path, target, features, numeric_target)
     )
 
@@ -156,7 +156,7 @@ def read_table(
 _Parsed = TypeVar("_Parsed")
 
 
-def _read(csv_path: Path, parse: Callable[[Any], _Parsed]) -> _Parsed:
+def read_csv(csv_path: Path, parse: Callable[[Any], _Parsed]) -> _Parsed:
     """Run ``parse`` on a csv reader of the file; file and CSV errors become DataErrors."""
     reader: Any = None
     try:
@@ -211,7 +211,7 @@ def _parse(
     rows: list[list[float]] = []
     numbers: list[int] = []  # each row's number in the file, for messages
     labels: list[str] = []
-    for number, row in _data_rows(reader, header, csv_path):
+    for number, row in data_rows(reader, header, csv_path):
         try:
             rows.append([float(row[i]) for i in indices])
         except ValueError:
@@ -231,10 +231,8 @@ def _parse(
     )
 
 
-def _header(
-    reader: Any, csv_path: Path, target: str, features: Sequence[str] | None
-) -> tuple[list[str], list[str], list[int], int]:
-    """The header, the feature names, their positions and the target's position, checked."""
+def checked_header(reader: Any, csv_path: Path) -> list[str]:
+    """The header row: present, every column named, no name twice (names trimmed)."""
     header = next(reader, None)
     if not header:
         raise DataError(f"{csv_path}: empty file, a header row is expected")
@@ -244,6 +242,14 @@ def _header(
             raise DataError(f"{csv_path}: header column {position} has no name")
         if header.index(name) != position - 1:
             raise DataError(f"{csv_path}: column {name!r} appears twice in the header")
+    return header
+
+
+def _header(
+    reader: Any, csv_path: Path, target: str, features: Sequence[str] | None
+) -> tuple[list[str], list[str], list[int], int]:
+    """The header, the feature names, their positions and the target's position, checked."""
+    header = checked_header(reader, csv_path)
     if target not in header:
         shown = ", ".join(header[:20]) + (
             f" and {len(header) - 20} more" if len(header) > 20 else ""
@@ -259,7 +265,7 @@ def _header(
     return header, names, [header.index(n) for n in names], header.index(target)
 
 
-def _data_rows(reader: Any, header: list[str], csv_path: Path) -> Iterator[tuple[int, list[str]]]:
+def data_rows(reader: Any, header: list[str], csv_path: Path) -> Iterator[tuple[int, list[str]]]:
     """Each data row with its number in the file; blank lines skipped, field counts checked."""
     for number, row in enumerate(reader, start=2):
         if not row:
@@ -291,7 +297,7 @@ def read_cells(
     decides what each column holds). The file, header, row and target checks
     are :func:`read_table`'s, with the same messages.
     """
-    return _read(
+    return read_csv(
         csv_path, lambda reader: _parse_cells(reader, csv_path, target, features, numeric_target)
     )
 
@@ -307,7 +313,7 @@ def _parse_cells(
     cells: list[list[str]] = []
     numbers: list[int] = []
     labels: list[str] = []
-    for number, row in _data_rows(reader, header, csv_path):
+    for number, row in data_rows(reader, header, csv_path):
         cells.append([row[i].strip() for i in indices])
         numbers.append(number)
         labels.append(_label(row[target_index], target, number, csv_path, numeric_target))

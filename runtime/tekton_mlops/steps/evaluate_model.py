@@ -21,7 +21,7 @@ from tekton_mlops.errors import (
     Violation,
 )
 from tekton_mlops.lineage import Artifact
-from tekton_mlops.ml.model_dir import (  # noqa: F401 - check_model_input: the step's API
+from tekton_mlops.ml.model_dir import (
     MODEL_FILE,
     check_model_input,
     load_model_dir,
