@@ -28,17 +28,21 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 def tekton_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEKTON_MLOPS_INVOCATION_ID", "loop-1-train-model")
     monkeypatch.setenv("TEKTON_MLOPS_PIPELINE_RUN", "loop-1")
-    for name in (
-        "OPTUNA_STORAGE",
-        "OPTUNA_STORAGE_BOUND",
-        "OPTUNA_STORAGE_DIR",
-        "OPTUNA_STUDY_DIR",
-    ):
-        monkeypatch.delenv(name, raising=False)
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def train(run_step, data: Path, model: Path, *extra: str, estimator: str = "logistic-regression"):  # type: ignore[no-untyped-def]
+    return run_step(
+        "train-model",
+        f"--data={data}",
+        "--target-column=target",
+        f"--output={model}",
+        f"--estimator={estimator}",
+        *extra,
+    )
 
 
 def tracked(server: MlflowServer) -> list[str]:
@@ -49,14 +53,13 @@ def test_train_then_evaluate_are_two_runs_with_the_models_digest(  # type: ignor
     run_step, datasets, tmp_path, mlflow_server, tekton_env
 ) -> None:
     model = tmp_path / "model"
-    trained = run_step(
-        "train-model",
-        f"--data={datasets['iris']}",
-        "--target-column=target",
-        f"--output={model}",
-        "--estimator=random-forest-classifier",
+    trained = train(
+        run_step,
+        datasets["iris"],
+        model,
         '--hyperparameters={"n_estimators": 10, "max_depth": 3}',
         *tracked(mlflow_server),
+        estimator="random-forest-classifier",
     )
     assert trained.exit_code == 0, trained.output
     run_id = trained.results["mlflow-run-id"]
@@ -108,13 +111,7 @@ def test_a_failed_threshold_ends_the_evaluation_run_failed(  # type: ignore[no-u
     run_step, datasets, tmp_path, mlflow_server, tekton_env
 ) -> None:
     model = tmp_path / "model"
-    trained = run_step(
-        "train-model",
-        f"--data={datasets['iris']}",
-        "--target-column=target",
-        f"--output={model}",
-        "--estimator=logistic-regression",
-    )
+    trained = train(run_step, datasets["iris"], model)
     assert trained.exit_code == 0, trained.output
     assert trained.results["mlflow-run-id"] == ""  # not asked to track: nothing tracked
     evaluated = run_step(
@@ -175,14 +172,7 @@ def test_a_tracking_server_that_is_down_fails_training_before_anything_is_writte
     monkeypatch.setenv("TEKTON_MLOPS_MLFLOW_RETRIES", "1")
     model = tmp_path / "model"
     with refused_url() as url:
-        trained = run_step(
-            "train-model",
-            f"--data={datasets['iris']}",
-            "--target-column=target",
-            f"--output={model}",
-            "--estimator=logistic-regression",
-            f"--mlflow-tracking-uri={url}",
-        )
+        trained = train(run_step, datasets["iris"], model, f"--mlflow-tracking-uri={url}")
     assert trained.exit_code == 1
     assert f"MLflow tracking server {url}" in trained.output
     assert "Connection refused" in trained.output

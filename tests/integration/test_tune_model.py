@@ -21,18 +21,6 @@ pytestmark = pytest.mark.integration
 LOGISTIC_SPACE = {"C": {"low": 0.01, "high": 100, "log": True}, "max_iter": {"choices": [500]}}
 
 
-@pytest.fixture(autouse=True)
-def no_shared_storage(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's own OPTUNA_STORAGE must not leak into the tests."""
-    for name in (
-        "OPTUNA_STORAGE",
-        "OPTUNA_STORAGE_BOUND",
-        "OPTUNA_STORAGE_DIR",
-        "OPTUNA_STUDY_DIR",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
 def tune(run_step, data: Path, out: Path, space: dict, *extra: str):  # type: ignore[no-untyped-def]
     return run_step(
         "tune-model",
