@@ -6,6 +6,10 @@ no-op. Canary traffic follows KServe's own model: ``canaryTrafficPercent`` sends
 that share to the newest revision; rollback sets it to 0 (all traffic back on the
 previous ready revision), promotion removes it (all traffic on the newest).
 
+The same calls serve the other kinds a traffic strategy writes (``KINDS``: KServe's
+InferenceGraph, Istio's VirtualService): apply, get, delete and, for the kinds a
+controller reports on, wait for Ready.
+
 Example::
 
     isvc = render(Deployment("iris", "models", "s3://models/iris/sha256-…/", canary=10))
@@ -26,8 +30,39 @@ GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 FIELD_MANAGER = "tekton-mlops"
 
 
+@dataclass(frozen=True)
+class Kind:
+    """A custom resource's coordinates in the API."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+
+INFERENCE_SERVICE = Kind(GROUP, VERSION, PLURAL, "InferenceService")
+INFERENCE_GRAPH = Kind(GROUP, "v1alpha1", "inferencegraphs", "InferenceGraph")
+VIRTUAL_SERVICE = Kind("networking.istio.io", "v1", "virtualservices", "VirtualService")
+KINDS = {(k.api_version, k.kind): k for k in (INFERENCE_SERVICE, INFERENCE_GRAPH, VIRTUAL_SERVICE)}
+
+
 class DeployError(MlopsError):
     """The cluster refused, or the InferenceService did not become Ready in time."""
+
+
+def kind_of(document: dict[str, Any]) -> Kind:
+    """The Kind a manifest declares; only the kinds this module writes."""
+    try:
+        return KINDS[(document["apiVersion"], document["kind"])]
+    except KeyError:
+        raise DeployError(
+            f"cannot apply {document.get('kind')} {document.get('apiVersion')}: not a kind "
+            f"tekton-mlops deploys ({', '.join(k.kind for k in KINDS.values())})"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -118,13 +153,17 @@ class KServe:
             raise DeployError(f"no Kubernetes configuration: {exc}") from None
         return cls(client.CustomObjectsApi())
 
-    def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(
+        self, what: str, function: Any, *args: Any, missing_ok: bool = False, **kwargs: Any
+    ) -> Any:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         try:
             return function(*args, **kwargs)
         except ApiException as exc:
+            if missing_ok and exc.status == 404:
+                return None
             detail = exc.reason or ""
             try:
                 import json
@@ -136,12 +175,31 @@ class KServe:
         except (HTTPError, OSError) as exc:
             raise DeployError(f"{what}: cannot reach the Kubernetes API ({exc})") from None
 
-    def get(self, namespace: str, name: str) -> dict[str, Any]:
+    def get(self, namespace: str, name: str, kind: Kind = INFERENCE_SERVICE) -> dict[str, Any]:
         return self._call(  # type: ignore[no-any-return]
-            f"reading InferenceService {namespace}/{name}",
+            f"reading {kind.kind} {namespace}/{name}",
             self.api.get_namespaced_custom_object,
-            GROUP, VERSION, namespace, PLURAL, name,
+            kind.group, kind.version, namespace, kind.plural, name,
         )  # fmt: skip
+
+    def find(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None where the cluster has none of that name."""
+        return self._call(  # type: ignore[no-any-return]
+            f"reading {kind.kind} {namespace}/{name}",
+            self.api.get_namespaced_custom_object,
+            kind.group, kind.version, namespace, kind.plural, name,
+            missing_ok=True,
+        )  # fmt: skip
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> bool:
+        """Delete the object; False if it was already gone (retiring twice is not an error)."""
+        gone = self._call(
+            f"deleting {kind.kind} {namespace}/{name}",
+            self.api.delete_namespaced_custom_object,
+            kind.group, kind.version, namespace, kind.plural, name,
+            missing_ok=True,
+        )  # fmt: skip
+        return gone is not None
 
     def apply(self, isvc: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply, through the client's plain request call.
@@ -152,6 +210,7 @@ class KServe:
         The plain call names its response argument differently across those versions.
         """
         meta = isvc["metadata"]
+        kind = kind_of(isvc)
         call = self.api.api_client.call_api
         if "response_types_map" in inspect.signature(call).parameters:
             response: dict[str, Any] = {"response_types_map": {200: "object", 201: "object"}}
@@ -159,11 +218,12 @@ class KServe:
             response = {"response_type": "object"}
         path = "/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}"
         return self._call(  # type: ignore[no-any-return]
-            f"applying InferenceService {meta['namespace']}/{meta['name']}",
+            f"applying {kind.kind} {meta['namespace']}/{meta['name']}",
             call,
             path, "PATCH",
-            path_params={"group": GROUP, "version": VERSION, "namespace": meta["namespace"],
-                         "plural": PLURAL, "name": meta["name"]},
+            path_params={"group": kind.group, "version": kind.version,
+                         "namespace": meta["namespace"], "plural": kind.plural,
+                         "name": meta["name"]},
             query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
             header_params={"Content-Type": "application/apply-patch+yaml",
                            "Accept": "application/json"},
@@ -174,12 +234,23 @@ class KServe:
         )  # fmt: skip
 
     def wait_ready(
-        self, namespace: str, name: str, generation: int, timeout: float, poll: float = 1.0
+        self,
+        namespace: str,
+        name: str,
+        generation: int,
+        timeout: float,
+        poll: float = 1.0,
+        kind: Kind = INFERENCE_SERVICE,
     ) -> dict[str, Any]:
-        """The InferenceService once it has observed ``generation`` and is Ready."""
+        """The object once it has observed ``generation`` and is Ready.
+
+        Pass generation 0 for an InferenceGraph: KServe's graph controller does not report
+        the graph's generation (Serverless mode leaves observedGeneration unset, raw mode
+        copies the router Deployment's), so only its Ready condition can be waited for.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            current = self.get(namespace, name)
+            current = self.get(namespace, name, kind)
             status = current.get("status") or {}
             ready: dict[str, Any] = next(
                 (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
@@ -190,7 +261,7 @@ class KServe:
             if time.monotonic() > deadline:
                 why = ready.get("message") or ready.get("reason") or "no Ready condition yet"
                 raise DeployError(
-                    f"InferenceService {namespace}/{name} not Ready after {timeout:g} s: {why}"
+                    f"{kind.kind} {namespace}/{name} not Ready after {timeout:g} s: {why}"
                 )
             time.sleep(poll)
 
