@@ -33,6 +33,7 @@ TOOL_COMMANDS: dict[str, str] = {
     "listen": "tekton_mlops.triggers.cli:listen",
     "keys": "tekton_mlops.keys:keys",
     "kfp": "tekton_mlops.kfp.cli:kfp",
+    "route": "tekton_mlops.serving.route_cli:route",
 }
 
 _results_dir_option = click.option(

@@ -67,7 +67,8 @@ def slot(state: Path, name: str, which: str) -> Slot:
     return Slot(state / name / which)
 
 
-def _ready(url: str, model: str) -> bool:
+def ready(url: str, model: str) -> bool:
+    """Whether the server at ``url`` answers that ``model`` is ready."""
     try:
         with urllib.request.urlopen(f"{url}/v2/models/{model}/ready", timeout=1) as response:
             return bool(response.status == 200)
@@ -79,8 +80,12 @@ def start(state: Path, name: str, model_dir: Path, canary: bool, port: int = 0) 
     """Copy the verified model into a slot and start a server on it; wait until it is ready."""
     # A canary is never the stable deployment until promoted, even the first one: rolling
     # back a first canary leaves nothing serving rather than a model that failed its SLOs.
-    which = CANARY if canary else STABLE
-    target = slot(state, name, which)
+    return launch(slot(state, name, CANARY if canary else STABLE), name, model_dir, port)
+
+
+def launch(target: Slot, name: str, model_dir: Path, port: int = 0, version: str = "") -> Slot:
+    """Copy the model into ``target``'s folder (replacing what was there) and start a server
+    on it, serving ``name`` (``version`` in its metadata); wait until it is ready."""
     stop(target)
     shutil.rmtree(target.folder, ignore_errors=True)
     target.folder.mkdir(parents=True)
@@ -90,7 +95,7 @@ def start(state: Path, name: str, model_dir: Path, canary: bool, port: int = 0) 
     command = [
         sys.executable, "-m", "tekton_mlops", "serve",
         f"--model-path={target.folder / 'model'}", f"--model-name={name}",
-        f"--port={port}", f"--ready-file={ready_file}",
+        f"--model-version={version}", f"--port={port}", f"--ready-file={ready_file}",
     ]  # fmt: skip
     # A session of its own: the server outlives this step, as a deployment should.
     process = subprocess.Popen(
@@ -99,7 +104,7 @@ def start(state: Path, name: str, model_dir: Path, canary: bool, port: int = 0) 
     )  # fmt: skip
     (target.folder / "pid").write_text(str(process.pid))
     deadline = time.monotonic() + 60
-    while not (ready_file.is_file() and _ready(ready_file.read_text().strip(), name)):
+    while not (ready_file.is_file() and ready(ready_file.read_text().strip(), name)):
         if process.poll() is not None or time.monotonic() > deadline:
             stop(target)
             tail = (target.folder / "server.log").read_text(errors="replace").strip()[-400:]
