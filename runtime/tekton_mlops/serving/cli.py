@@ -15,6 +15,9 @@ import click
 from tekton_mlops.errors import MlopsError, ModelError
 from tekton_mlops.serving.limits import Limits
 
+#: After the drain, how long the payload log may take to write (and upload) its last file.
+_PAYLOAD_FLUSH_SECONDS = 5.0
+
 
 def model_file(path: Path) -> Path:
     """``model.onnx`` of a model directory, or the file itself."""
@@ -70,6 +73,50 @@ def model_file(path: Path) -> Path:
     help="On SIGTERM, how long requests in flight may take before their connections are "
     "closed (within Kubernetes' default 30 s grace period).",
 )
+@click.option(
+    "--log-payloads",
+    metavar="DIR|s3://BUCKET/PREFIX",
+    default=None,
+    help="Log each request and response (KServe logger's CloudEvents, as JSON lines) to "
+    "rotated *.jsonl files in DIR, or uploaded under an S3 prefix. No header but the "
+    "request id is ever logged.",
+)
+@click.option(
+    "--log-mode",
+    type=click.Choice(["all", "request", "response"]),
+    default="all",
+    show_default=True,
+    help="What --log-payloads records; responses only for HTTP 200.",
+)
+@click.option(
+    "--log-sample-rate",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help="Share of requests logged, chosen by a hash of the request id (a request and "
+    "its response together).",
+)
+@click.option(
+    "--log-max-bytes",
+    type=click.IntRange(1),
+    default=1 << 20,
+    show_default=True,
+    help="A request or response body larger than this is not logged (it is counted).",
+)
+@click.option(
+    "--log-rotate-bytes",
+    type=click.IntRange(1),
+    default=16 << 20,
+    show_default=True,
+    help="Start a new log file before one would grow past this size.",
+)
+@click.option(
+    "--log-rotate-seconds",
+    type=click.FloatRange(0),
+    default=300.0,
+    show_default=True,
+    help="Also close a log file (and upload it) once it is this old; 0: by size only.",
+)
 def serve(
     model_path: Path,
     model_name: str,
@@ -81,6 +128,12 @@ def serve(
     max_elements: int,
     read_timeout: float,
     drain_seconds: float,
+    log_payloads: str | None,
+    log_mode: str,
+    log_sample_rate: float,
+    log_max_bytes: int,
+    log_rotate_bytes: int,
+    log_rotate_seconds: float,
 ) -> None:
     """Serve an ONNX model over the Open Inference Protocol (KServe V2) REST API.
 
@@ -98,6 +151,18 @@ def serve(
     try:
         model = OnnxModel.load(model_file(model_path), model_name, model_version, limits=limits)
         server = make_server(model, host, port, read_timeout)
+        if log_payloads:
+            from tekton_mlops.serving.payload_log import LogSettings, PayloadLog
+
+            settings = LogSettings(
+                log_payloads,
+                log_mode,
+                log_sample_rate,
+                log_max_bytes,
+                log_rotate_bytes,
+                log_rotate_seconds,
+            )
+            server.payloads = PayloadLog(settings, server.url + "/", model_name, log).start()
     except MlopsError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -132,6 +197,8 @@ def serve(
     server.serve_forever(poll_interval=0.2)
     log.info("%s: draining (at most %g s)", signal.Signals(received[0]).name, drain_seconds)
     cut = server.drain(drain_seconds)
+    if server.payloads is not None:  # after the drain: the last requests are logged too
+        server.payloads.close(timeout=_PAYLOAD_FLUSH_SECONDS)
     if cut:
         log.info("stopped; %d connection(s) still busy at the deadline were closed", cut)
     else:

@@ -25,11 +25,15 @@ import socket
 import threading
 import time
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 from tekton_mlops.httpjson import JsonHandler, JsonServer
 from tekton_mlops.serving.jsonio import parse, text_of
 from tekton_mlops.serving.limits import Limits
 from tekton_mlops.serving.protocol import OnnxModel, RequestError
+
+if TYPE_CHECKING:
+    from tekton_mlops.serving.payload_log import PayloadLog
 
 _MODEL_PATH = re.compile(
     r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<rest>/ready|/infer)?$"
@@ -52,6 +56,7 @@ class V2Server(JsonServer):
     # socketserver's default backlog is 5: a burst of new clients would see connection resets.
     request_queue_size = 1024
     allow_reuse_address = True
+    payloads: PayloadLog | None = None  # serve --log-payloads
 
     def __init__(
         self,
@@ -227,12 +232,20 @@ class V2Handler(JsonHandler):
             model = self._model(match["name"], match["version"])
             text = text_of(self._body())
             consumed = True
-            # The request text is dropped once the tensors are decoded from it.
-            prepared = model.prepare(parse(text, model.limits.max_values))
-            del text
+            document = parse(text, model.limits.max_values)
+            payloads, logged = self.server.payloads, None
+            if payloads is not None and isinstance(document, dict):
+                logged = payloads.request(self.headers, path, text)
+            # The request text is dropped once the tensors are decoded from it (the payload
+            # log holds it only while it is queued).
+            prepared = model.prepare(document)
+            del text, document
             reply = model.run(prepared)
             del prepared
-            self.reply_parts(200, reply.parts())
+            parts = reply.parts()
+            if payloads is not None:
+                parts = payloads.response(logged, path, parts)
+            self.reply_parts(200, parts)
         except RequestError as exc:
             # A body left unread (or read in part) would be taken for the next request.
             self.close_connection = self.close_connection or not consumed
