@@ -21,8 +21,10 @@ from tekton_mlops.serving.load import (
     Measured,
     _split,
     drive,
+    drive_rounds,
     fetch_json,
     infer_path,
+    rounds_for,
     sample_request,
 )
 from tests.unit.delay_endpoint import DelayEndpoint
@@ -170,7 +172,7 @@ def test_drive_stops_when_the_duration_runs_out() -> None:
 def test_answers_other_than_200_are_errors_with_samples() -> None:
     with DelayEndpoint(status=500, body={"error": "x" * 300}) as endpoint:
         measured = drive(endpoint.url, "m", b"{}", requests=12, concurrency=2)
-    assert (measured.requests, measured.errors, measured.latencies_ms) == (12, 12, [])
+    assert (measured.requests, measured.errors, list(measured.latencies_ms)) == (12, 12, [])
     # A few examples, not one per request: five in all, however the workers' share falls.
     assert len(measured.error_samples) == 5
     sample = measured.error_samples[0]
@@ -276,3 +278,120 @@ def test_without_a_duration_the_whole_budget_is_sent() -> None:
         measured = drive(endpoint.url, "m", b"{}", requests=30, concurrency=1)
     assert measured.requests == 30
     assert measured.seconds >= 1.2
+
+
+# Several endpoints under the same load, in rounds ----------------------------------------------
+
+
+class Arrivals(list):  # type: ignore[type-arg]
+    """An endpoint's request list that also notes, in one list shared by several endpoints,
+    which endpoint each request reached: the order the load visited them in."""
+
+    def __init__(self, name: str, shared: list[str]) -> None:
+        super().__init__()
+        self.name, self.shared = name, shared
+
+    def append(self, item: object) -> None:
+        super().append(item)
+        self.shared.append(self.name)
+
+
+def runs(names: list[str]) -> list[tuple[str, int]]:
+    """``a a b b b`` -> ``[(a, 2), (b, 3)]``."""
+    out: list[tuple[str, int]] = []
+    for name in names:
+        if out and out[-1][0] == name:
+            out[-1] = (name, out[-1][1] + 1)
+        else:
+            out.append((name, 1))
+    return out
+
+
+def test_rounds_are_as_many_as_keep_each_worker_busy() -> None:
+    # At least 5 requests per worker and round, at most 10 rounds, at least 1.
+    assert rounds_for(30, 1) == 6
+    assert rounds_for(200, 4) == 10
+    assert rounds_for(12, 2) == 1
+    assert rounds_for(1, 256) == 1
+    assert rounds_for(1_000_000, 1) == 10
+
+
+def test_rounds_rotate_the_order_and_share_the_budget_evenly() -> None:
+    order: list[str] = []
+    with DelayEndpoint() as a, DelayEndpoint() as b, DelayEndpoint() as c:
+        for name, endpoint in (("a", a), ("b", b), ("c", c)):
+            endpoint.requests = Arrivals(name, order)
+        measured = drive_rounds([a.url, b.url, c.url], "m", b"{}", requests=32, concurrency=1)
+    # 32 requests one at a time: 6 rounds of 6, 6, 5, 5, 5, 5; round r starts with r mod 3.
+    assert runs(order) == [
+        ("a", 6), ("b", 6), ("c", 6),
+        ("b", 6), ("c", 6), ("a", 6),
+        ("c", 5), ("a", 5), ("b", 5),
+        ("a", 5), ("b", 5), ("c", 5),
+        ("b", 5), ("c", 5), ("a", 5),
+        ("c", 5), ("a", 5), ("b", 5),
+    ]  # fmt: skip
+    assert [m.requests for m in measured] == [32, 32, 32]
+    assert all(len(m.latencies_ms) == 32 and m.errors == 0 for m in measured)
+    # Every latency is kept, 8 bytes each (a C double array, not Python floats).
+    assert all(m.latencies_ms.itemsize == 8 for m in measured)  # type: ignore[attr-defined]
+
+
+def test_each_endpoint_gets_the_whole_duration_spread_over_the_rounds() -> None:
+    with DelayEndpoint(delay=0.01) as a, DelayEndpoint(delay=0.01) as b:
+        measured = drive_rounds(
+            [a.url, b.url], "m", b"{}", requests=1_000_000, concurrency=1, duration=0.4
+        )
+    # 10 rounds of 0.04 s per endpoint: each drove for about 0.4 s in all, not 0.4 s a round.
+    for m in measured:
+        assert 0.4 <= m.seconds < 0.8
+        assert 10 <= m.requests <= 45  # about 0.4 s / 10 ms, far from the budget
+
+
+def test_rounds_add_up_errors_and_keep_five_examples() -> None:
+    with DelayEndpoint(status=503) as failing, DelayEndpoint() as fine:
+        bad, good = drive_rounds([failing.url, fine.url], "m", b"{}", requests=40, concurrency=2)
+    assert (bad.requests, bad.errors, len(bad.latencies_ms)) == (40, 40, 0)
+    assert len(bad.error_samples) == 5
+    assert bad.summary()["error_rate"] == 1.0
+    assert (good.requests, good.errors) == (40, 0)
+
+
+def _under_drift(a: DelayEndpoint, b: DelayEndpoint, drive_both) -> float:  # type: ignore[no-untyped-def]
+    """How much slower b looked than a (relative gap of the mean latencies) on a "machine"
+    that slows down as it works: every request either endpoint answers adds 0.2 ms to the
+    delay of both, from 0.5 ms up.
+
+    The drift follows the count of requests, not the clock, so the delays themselves are
+    the same in every run and only the timers' noise varies. Means, not medians: rotation
+    balances a linear drift in the sum of the latencies.
+    """
+    import statistics
+
+    order: list[str] = []
+
+    class Slower(Arrivals):
+        def append(self, item: object) -> None:
+            super().append(item)  # under the endpoint's lock, before it sleeps its delay
+            a.delay = b.delay = 0.0005 + 0.0002 * len(order)
+
+    a.delay = b.delay = 0.0005
+    a.requests, b.requests = Slower("a", order), Slower("b", order)
+    first, second = drive_both()
+    slow, fast = statistics.mean(second.latencies_ms), statistics.mean(first.latencies_ms)
+    return float((slow - fast) / slow)
+
+
+def test_rounds_keep_a_slow_drift_of_the_machine_from_favouring_one_endpoint() -> None:
+    for sequential_first in (True, False):
+        with DelayEndpoint() as a, DelayEndpoint() as b:
+            if sequential_first:
+                # One after the other: b gets the slower second half of the run.
+                gap = _under_drift(
+                    a, b, lambda: (drive(a.url, "m", b"{}", 40, 1), drive(b.url, "m", b"{}", 40, 1))
+                )
+                assert gap > 0.4  # about 0.6: 5 ms against 13 ms on average
+            else:
+                # 8 rounds of 5, a first in every other one: the drift falls on both alike.
+                gap = _under_drift(a, b, lambda: drive_rounds([a.url, b.url], "m", b"{}", 40, 1))
+                assert abs(gap) < 0.1  # about 0.01: what is left is the timers' noise
