@@ -191,6 +191,42 @@ CASES = [
         OUTPUT_DIR,
     ),
     Case(
+        "check-slo", "dataset",
+        # Nothing listens on port 9: the dataset must be refused before the model is asked.
+        lambda p, s: ["--url=http://127.0.0.1:9", "--model=m", f"--dataset={p}",
+                      "--target-column=target", f"--output={s.out}"],
+    ),
+    Case(
+        "check-golden", "golden",
+        # Nothing listens on port 9: the golden set must be refused before the model is asked.
+        lambda p, s: ["--url=http://127.0.0.1:9", "--model=m", f"--golden={p}",
+                      "--expected-column=target", f"--output={s.out}"],
+    ),
+    Case(
+        "check-golden", "output",
+        lambda p, s: ["--url=http://127.0.0.1:9", "--model=m", f"--golden={s.data}",
+                      "--expected-column=target", f"--output={p}"],
+        OUTPUT_DIR,
+    ),
+    Case(
+        "detect-drift", "model-path",
+        lambda p, s: [f"--model-path={p}", f"--current={s.data}", f"--output={s.out}"],
+    ),
+    Case(
+        "detect-drift", "current",
+        lambda p, s: [f"--model-path={s.model}", f"--current={p}", f"--output={s.out}"],
+    ),
+    Case(
+        "detect-drift", "reference",
+        lambda p, s: [f"--model-path={s.model}", f"--current={s.data}", f"--reference={p}",
+                      f"--output={s.out}"],
+    ),
+    Case(
+        "detect-drift", "output",
+        lambda p, s: [f"--model-path={s.model}", f"--current={s.data}", f"--output={p}"],
+        OUTPUT_DIR,
+    ),
+    Case(
         "read-config", "repo-url",
         lambda p, s: [f"--repo-url={p}", "--dataset-uri=file:///d.csv", "--target-column=t"],
     ),
