@@ -47,9 +47,15 @@ class Params:
     name: str
     namespace: str
     canary_traffic_percent: int
+    strategy: str
+    version: str
+    weights: dict[str, int]
+    sticky_header: str
+    mirror_percent: float
     promote: bool
     rollback: bool
     stop: bool
+    retire: bool
     public_key: str
     signature: str
     allow_unverified: bool
@@ -70,11 +76,15 @@ class Params:
 
 
 def _action(params: Params) -> str:
-    chosen = [a for a in ("promote", "rollback", "stop") if getattr(params, a)]
+    chosen = [a for a in ("promote", "rollback", "stop", "retire") if getattr(params, a)]
     problems = []
     if len(chosen) > 1:
         problems.append(Violation(chosen[1], "true", f"cannot be combined with {chosen[0]}"))
     action = chosen[0] if chosen else "deploy"
+    if action == "deploy" and params.strategy == "abn" and not params.model_uri and params.weights:
+        action = "route"  # new weights for versions already deployed
+    if action == "retire" and params.strategy == "canary":
+        problems.append(Violation("retire", "true", "applies to blue-green, mirror and abn"))
     if action == "deploy" and not params.model_uri:
         problems.append(Violation("model-uri", "", "is required to deploy"))
     if action == "stop" and params.target != "local":
@@ -89,6 +99,10 @@ def _action(params: Params) -> str:
         problems.append(Violation("public-key", "", rule))
     if problems:
         raise ParameterError("deploy-model", problems)
+    if params.strategy != "canary" and action != "stop":
+        from tekton_mlops.steps import deploy_strategies
+
+        deploy_strategies.check(params, action)
     return action
 
 
@@ -176,7 +190,8 @@ def _kserve(params: Params, action: str, ctx: StepContext) -> dict[str, ResultVa
     )  # fmt: skip
     if action == "deploy":
         _record(params, ctx, _state(params) / params.name, url, digest)
-    return {"url": url, "revision": revision, "model-digest": digest}
+    return {"url": url, "revision": revision, "model-digest": digest, "versions": "",
+            "candidate-url": ""}  # fmt: skip
 
 
 def _local(params: Params, action: str, ctx: StepContext) -> dict[str, ResultValue]:
@@ -199,13 +214,24 @@ def _local(params: Params, action: str, ctx: StepContext) -> dict[str, ResultVal
     elif action == "rollback":
         slot = local.rollback(state, params.name)
     else:
+        from tekton_mlops.deploy import local_routes
+
         stopped = [w for w in (local.CANARY, local.STABLE)
                    if local.stop(local.slot(state, params.name, w))]  # fmt: skip
+        stopped += local_routes.stop(state, params.name)
         ctx.log.info("stopped %s server(s) of %s", ", ".join(stopped) or "no", params.name)
-        return {"url": "", "revision": "", "model-digest": ""}
+        return {"url": "", "revision": "", "model-digest": "", "versions": "", "candidate-url": ""}
     revision = slot.folder.name
     ctx.log.info("%s %s: %s serving at %s", action, params.name, revision, slot.url)
-    return {"url": slot.url, "revision": revision, "model-digest": digest}
+    return {"url": slot.url, "revision": revision, "model-digest": digest, "versions": "",
+            "candidate-url": ""}  # fmt: skip
+
+
+def _strategy(params: Params, action: str, ctx: StepContext) -> dict[str, ResultValue]:
+    from tekton_mlops.steps import deploy_strategies
+
+    release = deploy_strategies.local if params.target == "local" else deploy_strategies.kserve
+    return release(params, action, ctx, _state(params), _pull, _record)
 
 
 @contextmanager
@@ -224,11 +250,16 @@ def _registry(params: Params, action: str) -> Iterator[RegisteredModel | None]:
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     action = _action(params)
     deploy = _kserve if params.target == "kserve" else _local
+    if params.strategy != "canary" and action != "stop":
+        deploy = _strategy
     with _registry(params, action) as registered:
         results = deploy(params, action, ctx)
         version = ""
-        if registered is not None:
-            canary = params.canary_traffic_percent > 0
+        if registered is not None and action not in ("retire", "route"):
+            # A version deployed without all the traffic is the challenger, as a canary is.
+            canary = params.canary_traffic_percent > 0 or (
+                params.strategy != "canary" and results["revision"] != params.version
+            )
             digest = str(results["model-digest"])
             version = registered.move_aliases(action, canary, digest, params.mlflow_model_version)
             ctx.log.info(
