@@ -31,6 +31,7 @@ TOOL_COMMANDS: dict[str, str] = {
     "run": "tekton_mlops.local.cli:run",
     "serve": "tekton_mlops.serving.cli:serve",
     "listen": "tekton_mlops.triggers.cli:listen",
+    "post-event": "tekton_mlops.triggers.post_cli:post_event",
     "keys": "tekton_mlops.keys:keys",
     "kfp": "tekton_mlops.kfp.cli:kfp",
     "route": "tekton_mlops.serving.route_cli:route",

@@ -75,6 +75,21 @@ def test_trigger_flow_follows_interceptors_binding_and_template() -> None:
     assert '("PipelineRun of train-and-deploy")' in chart
 
 
+def test_a_cronjob_posting_to_the_listener_starts_its_flow() -> None:
+    path = REPO / "catalog/trigger/retrain-on-schedule/0.1/retrain-on-schedule.yaml"
+    documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    chart = trigger_flowchart(documents)
+    cron = 'n_retrain_on_schedule_0_cron0[/"CronJob retrain-on-schedule<br/><i>0 3 * * *</i>"/]'
+    assert cron in chart
+    assert "n_retrain_on_schedule_0_cron0 -- posts --> n_retrain_on_schedule_0_event" in chart
+    # A CronJob that posts elsewhere is not part of this listener's flow.
+    job = next(d for d in documents if d["kind"] == "CronJob")
+    job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][0] = (
+        "http://el-another.default.svc.cluster.local:8080"
+    )
+    assert "CronJob" not in trigger_flowchart(documents)
+
+
 def test_generated_readmes_carry_the_diagrams() -> None:
     pipeline = (REPO / "catalog/pipeline/train-and-deploy/0.1/README.md").read_text()
     assert "## Graph" in pipeline

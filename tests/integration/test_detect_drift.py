@@ -367,6 +367,7 @@ def test_payload_logs_give_the_verdicts_of_the_same_rows_as_a_csv(
         "format": "payload-logs",
         "rows": 400,
         "requests": 58,
+        "skipped_requests": 0,
     }
     assert from_logs.results["drifted-columns"] == from_csv.results["drifted-columns"]
 
@@ -680,3 +681,70 @@ def test_the_payload_logs_serve_writes_give_the_verdicts_of_the_same_rows_as_a_c
     assert from_logs.exit_code == from_csv.exit_code == 0, from_logs.output + from_csv.output
     assert report(tmp_path / "a")["current"]["requests"] == 40
     assert report(tmp_path / "a")["columns"] == report(tmp_path / "b")["columns"]
+
+
+@pytest.mark.parametrize("mode", ["all", "request"])
+def test_a_request_the_server_refused_is_skipped_and_counted(
+    run_step, trained, tmp_path, mode
+) -> None:  # type: ignore[no-untyped-def]
+    """serve logs a refused request (400) too, as KServe's logger does: its rows are not
+    data the model served. With responses logged it has none; with requests only, its inputs
+    do not fit the model. Either way the drift is that of the accepted rows, one skip counted."""
+    from tests.integration.test_serving import Server
+
+    rows = people(3, 400, shifted=True)
+    logs = tmp_path / "logs"
+    server = Server(trained.model, "people", f"--log-payloads={logs}", f"--log-mode={mode}")
+    try:
+        for start in range(0, len(rows), 10):
+            inputs = column_inputs(trained.metadata, rows[start : start + 10])
+            assert server.call("POST", "/v2/models/people/infer", {"inputs": inputs})[0] == 200
+            if start == 200:  # halfway, a client forgets a column
+                refused = [t for t in inputs if t["name"] != "income"]
+                status, answer = server.call("POST", "/v2/models/people/infer", {"inputs": refused})
+                assert status == 400, answer
+    finally:
+        server.stop()  # SIGTERM: the last file is closed and renamed to *.jsonl
+    written = 81 if mode == "all" else 41  # 40 answered requests (and their responses), 1 refused
+    assert f"payload log: {written} record(s) written, 0 dropped" in server.log, server.log
+    from_logs = detect(run_step, trained.model, logs, tmp_path / "a")
+    from_csv = detect(
+        run_step, trained.model, write_table(tmp_path / "c.csv", rows), tmp_path / "b"
+    )
+    assert from_logs.exit_code == from_csv.exit_code == 0, from_logs.output + from_csv.output
+    current = report(tmp_path / "a")["current"]
+    assert (current["rows"], current["requests"], current["skipped_requests"]) == (400, 40, 1)
+    assert report(tmp_path / "a")["columns"] == report(tmp_path / "b")["columns"]
+    assert (
+        "1 not accepted by the model, skipped" in (tmp_path / "a" / "drift-report.html").read_text()
+    )
+
+
+def test_an_answered_request_that_does_not_fit_the_model_still_exits_1(
+    run_step, trained, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Skipping is for requests the model refused: one it answered (a response with its id)
+    that does not fit the layout read here means the layout is wrong, not the request."""
+    logs = write_logs(tmp_path / "logs", trained.metadata, people(2, 100), batch=10)
+    target = logs / "payloads-1.jsonl"
+    lines = target.read_text().splitlines()
+    answered = json.loads(lines[0])  # req-0, followed by its response
+    answered["data"]["inputs"] = answered["data"]["inputs"][:1]
+    target.write_text("\n".join([json.dumps(answered), *lines[1:]]) + "\n")
+    done = detect(run_step, trained.model, logs, tmp_path / "out")
+    assert done.exit_code == 1
+    assert error_line(done.output).startswith(f"error: {target}:1: no input 'income'")
+    assert not (tmp_path / "out").exists()
+
+
+def column_inputs(metadata: dict[str, Any], part: list[list[Any]]) -> list[dict[str, Any]]:
+    """V2 inputs of ``part`` in a one-input-per-column model's layout."""
+    return [
+        {
+            "name": spec["name"],
+            "datatype": spec["datatype"],
+            "shape": [len(part), 1],
+            "data": [r[FEATURES.index(spec["column"])] for r in part],
+        }
+        for spec in metadata["inputs"]
+    ]

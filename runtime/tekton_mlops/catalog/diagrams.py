@@ -120,6 +120,9 @@ def trigger_flowchart(documents: list[dict[str, Any]]) -> str:
         for index, trigger in enumerate((listener.get("spec") or {}).get("triggers") or []):
             prefix = _id(f"{name}_{index}")
             lines.append(f'    {prefix}_event(["{_text(name)}: webhook event"])')
+            for number, (job, schedule) in enumerate(_posting_to(name, documents)):
+                lines.append(f'    {prefix}_cron{number}[/"CronJob {job}<br/><i>{schedule}</i>"/]')
+                lines.append(f"    {prefix}_cron{number} -- posts --> {prefix}_event")
             previous = f"{prefix}_event"
             for number, interceptor in enumerate(trigger.get("interceptors") or []):
                 kind = _text((interceptor.get("ref") or {}).get("name", "interceptor"))
@@ -148,6 +151,26 @@ def trigger_flowchart(documents: list[dict[str, Any]]) -> str:
                 lines.append(f'    {node}_{number}[("{_text(what)}")]')
                 lines.append(f"    {node} -- creates --> {node}_{number}")
     return "\n".join(lines)
+
+
+def _posting_to(listener: str, documents: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(name, schedule) of each CronJob whose containers name the listener's Service
+    (``el-<listener>``): Triggers has no schedules, a CronJob posting events is one."""
+    found = []
+    service = re.compile(rf"//el-{re.escape(listener)}[.:/]")
+    for job in (d for d in documents if d.get("kind") == "CronJob"):
+        spec = job.get("spec") or {}
+        pod = (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get(
+            "spec"
+        ) or {}
+        words = [
+            str(w)
+            for c in pod.get("containers") or []
+            for w in [*(c.get("command") or []), *(c.get("args") or [])]
+        ]
+        if any(service.search(w) for w in words):
+            found.append((_text(job["metadata"]["name"]), _text(spec.get("schedule", ""))))
+    return found
 
 
 def _interceptor_detail(interceptor: dict[str, Any]) -> str:

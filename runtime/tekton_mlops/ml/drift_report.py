@@ -128,6 +128,8 @@ def _inputs_table(document: Mapping[str, Any]) -> str:
         extra = f"{found['rows']} rows" if "rows" in found else ""
         if "requests" in found:
             extra += f" from {found['requests']} requests"
+        if found.get("skipped_requests"):
+            extra += f" ({found['skipped_requests']} not accepted by the model, skipped)"
         rows.append(
             f"<tr><td>{name}</td><td><code>{html.escape(str(where))}</code></td>"
             f"<td><code>{html.escape(str(found.get('digest', '')))}</code></td>"

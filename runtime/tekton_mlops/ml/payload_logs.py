@@ -8,7 +8,7 @@ logger write them), one CloudEvent-shaped record a line::
      "inferenceservicename": "iris", "endpoint": "/v2/models/iris/infer",
      "data": {"inputs": [{"name": "X", "datatype": "FP32", "shape": [2, 4], "data": [...]}]}}
 
-Request records are read (responses are skipped); their Open Inference Protocol input
+Request records are read; their Open Inference Protocol input
 tensors become table rows through the model's input layout (:mod:`tekton_mlops.ml.inputs`):
 one 2-D input whose columns are the features in order, or one ``[n, 1]`` input per
 feature column. Tensor data may be flat or nested; ``null`` is a missing value (NaN for
@@ -16,10 +16,18 @@ a number, ``""`` for a category), as the server reads it. ``data`` may also be J
 or ``data_base64`` (the CloudEvents JSON format for bytes). Files still being written
 (``*.jsonl.partial``) are not read.
 
+Only the requests the model accepted are data it served. The server logs a request once its
+body parses, refused or not, and a response only for a 200 (KServe's logger does the same),
+so when the logs hold responses, a request without a response of the same id is skipped.
+Without any response record (``--log-mode request``) a request whose inputs do not fit the
+model's layout is skipped: the model refused it. Both are counted (``skipped``; a response
+the logger dropped for its size counts its request too). A request the model answered whose
+inputs do not fit is an error: the layout read is not the model's.
+
 Example::
 
     logs = read_requests(Path("/workspace/payloads"), metadata)
-    logs.values["sepal_length"], logs.rows, logs.requests
+    logs.values["sepal_length"], logs.rows, logs.requests, logs.skipped
 """
 
 from __future__ import annotations
@@ -50,8 +58,9 @@ SUFFIX = ".jsonl"
 class LoggedRows:
     values: dict[str, np.ndarray]  # per feature column, as column_arrays reads a CSV
     rows: int
-    requests: int
+    requests: int  # the requests read as rows
     files: list[Path]
+    skipped: int = 0  # requests the model did not accept (see the module's docstring)
 
 
 def log_files(directory: Path) -> list[Path]:
@@ -71,45 +80,84 @@ def is_payload_log_dir(path: Path) -> bool:
 
 
 def read_requests(directory: Path, metadata: Mapping[str, Any]) -> LoggedRows:
-    """Every logged request's rows, as the columns of ``metadata["feature_names"]``.
+    """The rows of every logged request the model accepted, as the columns of
+    ``metadata["feature_names"]``.
 
     Raises:
         DataError: naming the file and line of a record that is not a CloudEvent of
-            KServe's types, or a request whose inputs the model would not take.
+            KServe's types, or of an accepted request whose inputs the model would not take.
     """
     files = log_files(directory)
     if not files:
         raise DataError(f"{directory}: no payload log files (*{SUFFIX})")
     names = list(metadata["feature_names"])
     kinds = metadata.get("feature_kinds") or dict.fromkeys(names, NUMERIC)
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    requests = rows = 0
-    for where, data in _requests(files):
+    answered: set[str] = set()
+    logged: list[_Logged] = []
+    for record in _records(files):
+        if record.kind == RESPONSE_TYPE:
+            answered.add(record.id)
+            continue
+        # Only the columns are kept, never the request's text: memory as for the rows.
         try:
-            columns = _columns(data, metadata, names, kinds)
+            columns = _columns(record.body, metadata, names, kinds)
+            logged.append(_Logged(record.where, record.id, columns))
         except _Invalid as exc:
-            raise DataError(f"{where}: {exc}") from None
-        for name in names:
-            parts[name].append(columns[name])
-        requests += 1
-        rows += len(columns[names[0]])
-    if requests == 0:
+            logged.append(_Logged(record.where, record.id, None, str(exc)))
+    if not logged:
         raise DataError(f"{directory}: the payload logs hold no request records")
+    accepted = _accepted(logged, answered)
+    if not accepted:
+        raise DataError(
+            f"{directory}: none of the {len(logged)} logged request(s) was accepted by the "
+            "model (no response logged, or inputs that do not fit it)"
+        )
     values = {
-        name: np.concatenate(chunks)
+        name: np.concatenate([c[name] for c in accepted])
         if kinds[name] == NUMERIC
-        else np.concatenate([np.asarray(c, dtype=str) for c in chunks])
-        for name, chunks in parts.items()
+        else np.concatenate([np.asarray(c[name], dtype=str) for c in accepted])
+        for name in names
     }
-    return LoggedRows(values, rows, requests, files)
+    rows = sum(len(c[names[0]]) for c in accepted)
+    return LoggedRows(values, rows, len(accepted), files, len(logged) - len(accepted))
 
 
 class _Invalid(Exception):
     """What is wrong with one record; the caller names the file and line."""
 
 
-def _requests(files: list[Path]) -> Iterator[tuple[str, Any]]:
-    """(file:line, the request body) of every request record."""
+@dataclass(frozen=True)
+class _Record:
+    where: str  # file:line
+    kind: str  # REQUEST_TYPE or RESPONSE_TYPE
+    id: str
+    body: Any  # the V2 request (None for a response: never read)
+
+
+@dataclass(frozen=True)
+class _Logged:
+    where: str
+    id: str
+    columns: dict[str, np.ndarray] | None
+    problem: str = ""
+
+
+def _accepted(logged: list[_Logged], answered: set[str]) -> list[dict[str, np.ndarray]]:
+    """The columns of the requests the model accepted (see the module's docstring)."""
+    if not answered:  # responses are not logged: what fits the model is what it took
+        return [r.columns for r in logged if r.columns is not None]
+    accepted = []
+    for request in logged:
+        if request.id not in answered:
+            continue  # refused: only a 200 is logged as a response
+        if request.columns is None:
+            raise DataError(f"{request.where}: {request.problem}")
+        accepted.append(request.columns)
+    return accepted
+
+
+def _records(files: list[Path]) -> Iterator[_Record]:
+    """Every request and response record, in file and line order."""
     for path in files:
         try:
             with path.open(encoding="utf-8") as handle:
@@ -118,19 +166,16 @@ def _requests(files: list[Path]) -> Iterator[tuple[str, Any]]:
                         continue
                     where = f"{path}:{number}"
                     try:
-                        body = _request_body(line)
+                        yield _record(line, where)
                     except _Invalid as exc:
                         raise DataError(f"{where}: {exc}") from None
-                    if body is not None:
-                        yield where, body
         except UnicodeDecodeError:
             raise DataError(f"{path}: not UTF-8 text; a payload log is JSON lines") from None
         except OSError as exc:
             raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def _request_body(line: str) -> Any:
-    """The V2 request of a request record; None for a response record."""
+def _record(line: str, where: str) -> _Record:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -138,8 +183,9 @@ def _request_body(line: str) -> Any:
     if not isinstance(record, dict):
         raise _Invalid("not a JSON object")
     kind = record.get("type")
+    identity = str(record.get("id", ""))
     if kind == RESPONSE_TYPE:
-        return None
+        return _Record(where, kind, identity, None)
     if kind != REQUEST_TYPE:
         raise _Invalid(f"type {kind!r} is neither {REQUEST_TYPE} nor {RESPONSE_TYPE}")
     if "data_base64" in record:
@@ -147,9 +193,9 @@ def _request_body(line: str) -> Any:
             text = base64.b64decode(record["data_base64"], validate=True).decode("utf-8")
         except (binascii.Error, TypeError, UnicodeDecodeError, ValueError):
             raise _Invalid("data_base64 is not base64 of UTF-8 text") from None
-        return _parsed(text)
+        return _Record(where, kind, identity, _parsed(text))
     data = record.get("data")
-    return _parsed(data) if isinstance(data, str) else data
+    return _Record(where, kind, identity, _parsed(data) if isinstance(data, str) else data)
 
 
 def _parsed(text: str) -> Any:

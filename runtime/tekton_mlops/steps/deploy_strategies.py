@@ -26,22 +26,58 @@ import json
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from tekton_mlops.contract import StepContext
 from tekton_mlops.deploy.kserve import DeployError
 from tekton_mlops.errors import ParameterError, Violation
 from tekton_mlops.results import ResultValue
 
-if TYPE_CHECKING:
-    from tekton_mlops.contract import StepContext
-    from tekton_mlops.steps.deploy_model import Params
-
 STEP = "deploy-model"
 COLOURS = ("blue", "green")
 #: Pull a model into a folder and verify its signature: the verified root digest.
-Pull = Callable[["Params", Path, "StepContext"], str]
+Pull = Callable[[Any, Path, StepContext], str]
 #: Write the deploy's lineage record in a folder: (params, ctx, folder, url, digest).
-Record = Callable[["Params", "StepContext", Path, str, str], None]
+Record = Callable[[Any, StepContext, Path, str, str], None]
+
+
+class Params(Protocol):
+    """The deploy-model params a strategy reads (the step's Params dataclass has them)."""
+
+    @property
+    def model_uri(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def canary_traffic_percent(self) -> int: ...
+    @property
+    def strategy(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def weights(self) -> dict[str, int]: ...
+    @property
+    def sticky_header(self) -> str: ...
+    @property
+    def mirror_percent(self) -> float: ...
+    @property
+    def public_key(self) -> str: ...
+    @property
+    def service_account(self) -> str: ...
+    @property
+    def resources(self) -> dict[str, Any]: ...
+    @property
+    def deployment_mode(self) -> str: ...
+    @property
+    def timeout(self) -> int: ...
+    @property
+    def kubeconfig(self) -> str: ...
+    @property
+    def port(self) -> int: ...
 
 
 def _refuse(*problems: Violation) -> None:

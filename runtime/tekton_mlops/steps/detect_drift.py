@@ -60,6 +60,7 @@ class _Current:
     digest: str  # hex
     format: str
     requests: int | None = None
+    skipped: int = 0  # payload logs: requests the model did not accept
 
 
 def _options(params: Params) -> Options:
@@ -106,7 +107,13 @@ def _read_current(params: Params, metadata: dict[str, Any], kinds: dict[str, str
         )
     logged = payload_logs.read_requests(path, metadata)
     return _Current(
-        logged.values, logged.rows, path.resolve().as_uri(), digest, PAYLOAD_LOGS, logged.requests
+        logged.values,
+        logged.rows,
+        path.resolve().as_uri(),
+        digest,
+        PAYLOAD_LOGS,
+        logged.requests,
+        logged.skipped,
     )
 
 
@@ -174,6 +181,11 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
             f"({params.min_rows}); drift on so few rows says little"
         )
     ctx.log.info("current: %d rows (%s) from %s", current.rows, current.format, current.uri)
+    if current.skipped:
+        ctx.log.info(
+            "skipped %d logged request(s) the model did not accept",
+            current.skipped,
+        )
     table = read_columns(reference.csv, kinds)
     ctx.log.info(
         "reference: %d rows from %s (the model's training data, sha256:%s)",
@@ -201,7 +213,11 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
             "digest": as_digest(current.digest),
             "format": current.format,
             "rows": current.rows,
-            **({"requests": current.requests} if current.requests is not None else {}),
+            **(
+                {"requests": current.requests, "skipped_requests": current.skipped}
+                if current.requests is not None
+                else {}
+            ),
         },
     }
     document = report_json(drift, options, inputs)
