@@ -35,6 +35,7 @@ TOOL_COMMANDS: dict[str, str] = {
     "keys": "tekton_mlops.keys:keys",
     "kfp": "tekton_mlops.kfp.cli:kfp",
     "route": "tekton_mlops.serving.route_cli:route",
+    "lineage": "tekton_mlops.lineage_store.cli:lineage",
 }
 
 _results_dir_option = click.option(

@@ -7,6 +7,11 @@ when known, and its start and end. The record is unsigned JSON that a signing
 step can wrap in a DSSE envelope, and that Tekton Chains' own provenance can be
 joined with through the digests.
 
+A step that reads a dataset carries the records that made it (fetch-data's,
+prepare-data's, and what they carried) into its own output under
+``.mlops/lineage/upstream/``, so a model holds its lineage back to the data it was
+trained on, and sign-artifact attests those records with the rest.
+
 The code revision comes from the step's ``source-url``/``source-revision``
 params where it has them (train-model: the commit a push trained from), else
 from ``TEKTON_MLOPS_SOURCE_URL``/``TEKTON_MLOPS_SOURCE_REVISION``; the
@@ -15,9 +20,11 @@ invocation from ``TEKTON_MLOPS_INVOCATION_ID`` (e.g. ``$(context.taskRun.name)``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +38,11 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PROVENANCE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://tekton-mlops.dev/step/v1"
 BUILDER_ID = "https://tekton-mlops.dev/runtime"
+#: Lineage records and the DSSE attestations made of them, side by side.
+RECORD_SUFFIX = ".intoto.json"
+ATTESTATION_SUFFIX = ".sigstore.json"
+#: Where a step keeps the records of the data it read, inside its own lineage folder.
+UPSTREAM_DIR = "upstream"
 
 
 @dataclass(frozen=True)
@@ -66,8 +78,13 @@ def statement(
     outputs: Sequence[Artifact],
     started: datetime,
     finished: datetime,
+    byproducts: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Build the lineage statement of one step run."""
+    """Build the lineage statement of one step run.
+
+    ``byproducts`` (SLSA resource descriptors) name what an output is that its subject
+    cannot say: a subject has a digest, not a place (deploy-model: the endpoint's URL).
+    """
     dependencies = [a.descriptor() for a in inputs]
     source_url = str(params.get("source_url") or os.environ.get("TEKTON_MLOPS_SOURCE_URL", ""))
     revision = str(
@@ -83,6 +100,12 @@ def statement(
     }
     if invocation := os.environ.get("TEKTON_MLOPS_INVOCATION_ID"):
         metadata["invocationId"] = invocation
+    details: dict[str, Any] = {
+        "builder": {"id": BUILDER_ID, "version": {"tekton-mlops": __version__}},
+        "metadata": metadata,
+    }
+    if byproducts:
+        details["byproducts"] = [dict(b) for b in byproducts]
     return {
         "_type": STATEMENT_TYPE,
         "subject": [
@@ -100,10 +123,7 @@ def statement(
                 },
                 "resolvedDependencies": dependencies,
             },
-            "runDetails": {
-                "builder": {"id": BUILDER_ID, "version": {"tekton-mlops": __version__}},
-                "metadata": metadata,
-            },
+            "runDetails": details,
         },
     }
 
@@ -118,3 +138,53 @@ def write_statement(artifact_dir: Path, step: str, record: Mapping[str, Any]) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def attestation_path(record: Path) -> Path:
+    """Where a record's DSSE attestation goes: ``<step>.sigstore.json`` beside it."""
+    return record.with_name(record.name.removesuffix(RECORD_SUFFIX) + ATTESTATION_SUFFIX)
+
+
+def _subjects(record: Mapping[str, Any]) -> set[str]:
+    try:
+        return {str(s["digest"].get("sha256", "")) for s in record.get("subject", [])}
+    except (AttributeError, KeyError, TypeError):
+        return set()
+
+
+def carry_upstream(dataset: Path, digest: str, artifact_dir: Path) -> int:
+    """Copy the records that produced ``dataset`` (hex root ``digest``) into the lineage of
+    the artifact a step builds from it; return how many were carried.
+
+    The producing step's record is the one whose subject is the dataset's digest, in the
+    dataset's own lineage folder or its parent's (prepare-data writes one record for its
+    ``train/`` and ``test/`` parts); what that folder carried comes along. A dataset that no
+    record names (a bare CSV) carries nothing: nothing is guessed.
+    """
+    base = dataset if dataset.is_dir() else dataset.parent
+    for folder in (base / METADATA_DIR / "lineage", base.parent / METADATA_DIR / "lineage"):
+        records = sorted(folder.glob(f"*{RECORD_SUFFIX}"))
+        producers = [path for path in records if digest in _subjects(_read(path))]
+        if producers:
+            break
+    else:
+        return 0
+    target = artifact_dir / METADATA_DIR / "lineage" / UPSTREAM_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    for path in producers:
+        # Named by content: two prepare-data runs upstream keep one record each.
+        content = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        name = f"{path.name.removesuffix(RECORD_SUFFIX)}-{content}{RECORD_SUFFIX}"
+        shutil.copyfile(path, target / name)
+    carried = sorted((folder / UPSTREAM_DIR).glob(f"*{RECORD_SUFFIX}"))
+    for path in carried:
+        shutil.copyfile(path, target / path.name)
+    return len(producers) + len(carried)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}

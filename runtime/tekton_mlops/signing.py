@@ -229,10 +229,20 @@ def open_bundle(path: Path, key: ec.EllipticCurvePublicKey) -> dict[str, Any]:
         SignatureError: the file is missing or malformed, or another key signed it.
     """
     try:
-        bundle = json.loads(path.read_bytes())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SignatureError(f"{path}: no signature file") from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise SignatureError(f"{path}: unreadable signature ({_first_line(exc)})") from None
+    return open_bundle_bytes(data, str(path), key)
+
+
+def open_bundle_bytes(data: bytes, path: str, key: ec.EllipticCurvePublicKey) -> dict[str, Any]:
+    """:func:`open_bundle` for a bundle read from elsewhere (a registry, S3); ``path`` names
+    it in errors."""
+    try:
+        bundle = json.loads(data)
+    except ValueError as exc:
         raise SignatureError(
             f"{path}: malformed signature, not JSON ({_first_line(exc)})"
         ) from None

@@ -5,8 +5,10 @@ A deploy writes its lineage record into the deployments folder (``state-dir``, t
 ``<state>/<name>/<stable|canary>/.mlops/lineage/deploy-model.intoto.json`` (a promotion
 carries it along with the slot), for KServe ``<state>/<name>/.mlops/lineage/…``. Its input
 is the model URI with the root digest its signature verified, its subject the deployment's
-URL with that same digest. Promote, rollback and stop move traffic between deployments that
-already have their record, and write none.
+URL with that same digest (the URL and revision as a byproduct). The record is also attached
+beside the model in its store (``oci://``, ``s3://``, ``file://``: see lineage_store), where
+``tekton-mlops lineage`` finds it. Promote, rollback and stop move traffic between
+deployments that already have their record, and write none.
 
 With ``mlflow-tracking-uri`` the registered model's aliases follow the traffic: a canary
 deploy makes its version ``challenger`` (a full deploy: ``champion``), promote makes the
@@ -142,14 +144,53 @@ def _state(params: Params) -> Path:
     return Path(params.state_dir or Path(tempfile.gettempdir()) / "tekton-mlops-deployments")
 
 
-def _record(params: Params, ctx: StepContext, folder: Path, url: str, digest: str) -> None:
-    """The lineage of one deploy: the verified model in, the endpoint serving it out."""
+def _record(
+    params: Params, ctx: StepContext, folder: Path, url: str, digest: str, revision: str = ""
+) -> None:
+    """The lineage of one deploy: the verified model in, the endpoint serving it out (its
+    URL and revision as a byproduct: a subject has a digest, not a place)."""
+    from datetime import UTC, datetime
+
+    from tekton_mlops.lineage import statement, write_statement
+
     hex_digest = digest.removeprefix("sha256:")
-    ctx.write_lineage(
-        folder,
+    endpoint: dict[str, Any] = {"name": "deployment", "uri": url}
+    if revision:
+        endpoint["annotations"] = {"revision": revision}
+    record = statement(
+        ctx.step,
+        ctx.params,
         inputs=[Artifact("model", params.model_uri, hex_digest)],
         outputs=[Artifact("deployment", url, hex_digest)],
+        started=ctx.started,
+        finished=datetime.now(UTC),
+        byproducts=[endpoint],
     )
+    _attach(params, ctx, write_statement(folder, ctx.step, record))
+
+
+def _attach(params: Params, ctx: StepContext, record: Path) -> None:
+    """The deployment's record beside the model in its store too, where ``lineage uses``
+    finds it. The deployment is live by now: a store that refuses the record (read-only
+    credentials) is a warning, and the record stays in the deployments folder."""
+    from tekton_mlops.errors import MlopsError
+    from tekton_mlops.lineage_store.publish import publish_record
+    from tekton_mlops.lineage_store.store import STORE_SCHEMES
+    from tekton_mlops.storage.fetch import FetchOptions
+    from tekton_mlops.storage.s3 import S3Settings
+
+    if not params.model_uri.startswith(STORE_SCHEMES):
+        return
+    settings = S3Settings(
+        endpoint_url=params.endpoint_url, addressing_style=params.addressing_style
+    )
+    options = FetchOptions(settings, params.registry_auth, params.insecure_registry)
+    try:
+        where = publish_record(params.model_uri, record, options)
+    except (MlopsError, OSError, ValueError) as exc:
+        ctx.log.warning("deployment record not attached to %s: %s", params.model_uri, exc)
+        return
+    ctx.log.info("deployment record attached: %s", ", ".join(where))
 
 
 def _kserve(params: Params, action: str, ctx: StepContext) -> dict[str, ResultValue]:
@@ -189,7 +230,7 @@ def _kserve(params: Params, action: str, ctx: StepContext) -> dict[str, ResultVa
         "none" if traffic is None else f"{traffic}%",
     )  # fmt: skip
     if action == "deploy":
-        _record(params, ctx, _state(params) / params.name, url, digest)
+        _record(params, ctx, _state(params) / params.name, url, digest, revision)
     return {"url": url, "revision": revision, "model-digest": digest, "versions": "",
             "candidate-url": ""}  # fmt: skip
 
@@ -208,7 +249,7 @@ def _local(params: Params, action: str, ctx: StepContext) -> dict[str, ResultVal
             slot = local.start(
                 state, params.name, Path(stage), params.canary_traffic_percent > 0, params.port
             )
-        _record(params, ctx, slot.folder, slot.url, digest)
+        _record(params, ctx, slot.folder, slot.url, digest, slot.folder.name)
     elif action == "promote":
         slot = local.promote(state, params.name)
     elif action == "rollback":

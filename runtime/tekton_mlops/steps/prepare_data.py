@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tekton_mlops.contract import StepContext
 from tekton_mlops.digests import METADATA_DIR, as_digest, build_manifest, write_manifest
-from tekton_mlops.lineage import Artifact
+from tekton_mlops.lineage import Artifact, carry_upstream
 from tekton_mlops.results import ResultValue
 from tekton_mlops.storage.publish import check_destination, staged_directory
 
@@ -75,6 +75,7 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
                 for name, root in roots.items()
             ],
         )
+        carry_upstream(Path(params.data), source.digest, stage)  # what made the data it read
 
     rows = {"input": prepared.input_rows} | {n: len(p.rows) for n, p in prepared.parts.items()}
     ctx.log.info("wrote %s: %s", output, ", ".join(f"{n} {c} rows" for n, c in rows.items()))

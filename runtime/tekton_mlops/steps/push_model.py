@@ -5,7 +5,9 @@ After a push the step writes its lineage record beside the model it pushed,
 artifact (the OCI manifest digest, or the root digest naming the S3 or folder copy) out.
 That record is never pushed itself: pushing the same model again must give the same
 manifest, and a record of this push cannot be part of what it pushed. A model mounted
-read-only is pushed all the same, without a record (one log line says so).
+read-only is pushed all the same, without a record (one log line says so). Once the model
+is stored, its signed lineage attestations and the push record are attached beside it
+(OCI referrers; in S3 and folders, files under the model's folder): see lineage_store.
 
 With ``mlflow-tracking-uri`` the push is registered in MLflow as a new version of a
 registered model (source: the pushed URI), tagged with the model's digests so that
@@ -234,9 +236,39 @@ def _push_model(
     chains = results["model_ARTIFACT_OUTPUTS"]
     assert isinstance(chains, dict)
     pushed_uri = str(results["model-uri"])
-    ctx.write_lineage_beside(
+    record = ctx.write_lineage_beside(
         model,
         inputs=[Artifact("model", model.resolve().as_uri(), root.removeprefix("sha256:"))],
         outputs=[Artifact("pushed-model", pushed_uri, chains["digest"].removeprefix("sha256:"))],
     )
+    _attach_lineage(params, model, digests, pushed_uri, record, ctx)
     return {**results, "root-digest": root}
+
+
+def _attach_lineage(
+    params: Params,
+    model: Path,
+    digests: dict[str, str],
+    pushed_uri: str,
+    record: Path | None,
+    ctx: StepContext,
+) -> None:
+    """The model's lineage beside it in the store, once the model itself is complete there
+    (the model's manifest, or its last object, first: an attestation never refers to a
+    model that is not there). A failure leaves the model pushed and says to push again,
+    which attaches the rest and nothing twice."""
+    from tekton_mlops.errors import DestinationError, MlopsError
+    from tekton_mlops.lineage_store.publish import publish_push
+    from tekton_mlops.storage.fetch import FetchOptions
+
+    options = FetchOptions(S3Settings.from_params(params), params.registry_auth,
+                           params.insecure_registry)  # fmt: skip
+    try:
+        where = publish_push(model, digests, pushed_uri, record, options)
+    except (MlopsError, OSError) as exc:
+        raise DestinationError(
+            f"pushed {pushed_uri}, but attaching its lineage failed ({exc}); "
+            "push again to complete it"
+        ) from None
+    if where:
+        ctx.log.info("lineage attached: %s", ", ".join(where))

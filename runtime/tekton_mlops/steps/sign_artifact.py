@@ -11,7 +11,8 @@ from typing import Any
 from tekton_mlops.contract import StepContext
 from tekton_mlops.digests import METADATA_DIR, sha256_file
 from tekton_mlops.errors import DestinationError, IntegrityError
-from tekton_mlops.lineage import Artifact
+from tekton_mlops.lineage import RECORD_SUFFIX, Artifact
+from tekton_mlops.lineage import attestation_path as attestation_path  # verify-artifact's too
 from tekton_mlops.results import ResultValue
 from tekton_mlops.signing import (
     content_to_sign,
@@ -21,10 +22,6 @@ from tekton_mlops.signing import (
     write_json_atomically,
     write_signature,
 )
-
-#: Lineage records and the DSSE attestations made of them, side by side.
-RECORD_SUFFIX = ".intoto.json"
-ATTESTATION_SUFFIX = ".sigstore.json"
 
 
 @dataclass(frozen=True)
@@ -36,19 +33,16 @@ class Params:
 
 
 def lineage_records(model: Path) -> dict[Path, dict[str, Any]]:
-    """The lineage statements earlier steps left in the model, read before anything is signed."""
+    """The lineage statements earlier steps left in the model, read before anything is signed:
+    its own and those carried from its data (``upstream/``)."""
     folder = model / METADATA_DIR / "lineage"
     records: dict[Path, dict[str, Any]] = {}
-    for path in sorted(folder.glob(f"*{RECORD_SUFFIX}")) if folder.is_dir() else []:
+    for path in sorted(folder.rglob(f"*{RECORD_SUFFIX}")) if folder.is_dir() else []:
         try:
             records[path] = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise IntegrityError(f"{path}: unreadable lineage record ({exc})") from None
     return records
-
-
-def attestation_path(record: Path) -> Path:
-    return record.with_name(record.name.removesuffix(RECORD_SUFFIX) + ATTESTATION_SUFFIX)
 
 
 def _check_signature_path(signature: Path) -> None:

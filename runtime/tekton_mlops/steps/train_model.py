@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tekton_mlops.contract import StepContext
 from tekton_mlops.digests import as_digest, build_manifest, write_manifest
 from tekton_mlops.errors import DataError, ParameterError, Violation
-from tekton_mlops.lineage import Artifact
+from tekton_mlops.lineage import Artifact, carry_upstream
 from tekton_mlops.ml.model_dir import METADATA_FILE, METRICS_FILE, MODEL_FILE
 from tekton_mlops.results import ResultValue
 from tekton_mlops.storage.publish import check_destination, staged_directory
@@ -282,6 +282,7 @@ def _train(
                 Artifact("model-dir", output.resolve().as_uri(), manifest.root_hex),
             ],
         )
+        carry_upstream(Path(params.data), source.digest, stage)  # the model's lineage to its data
 
     ctx.log.info("wrote %s (%s)", output / MODEL_FILE, as_digest(model_entry.sha256))
     return {

@@ -31,8 +31,10 @@ from tekton_mlops.errors import IntegrityError, SourceError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 _BLOCK = 1 << 20
+_NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _REFERENCE = re.compile(
     r"^(?P<host>[^/]+)/(?P<repo>[a-z0-9._/-]+?)(?::(?P<tag>[\w][\w.-]{0,127}))?"
@@ -334,10 +336,12 @@ class Registry:
     # Manifests ---------------------------------------------------------------------------
 
     def push_manifest(self, repository: str, reference: str, manifest: dict[str, Any]) -> str:
+        """PUT a manifest under a tag, or under its own digest when ``reference`` is empty
+        (a referrer: reachable from its subject, never through a tag of its own)."""
         body = json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode()
         status, _, reply = self._request(
             "PUT",
-            f"{self.base}/{repository}/manifests/{reference}",
+            f"{self.base}/{repository}/manifests/{reference or sha256_digest(body)}",
             body,
             {"Content-Type": manifest.get("mediaType", OCI_MANIFEST)},
         )
@@ -358,3 +362,57 @@ class Registry:
         if reference.startswith("sha256:") and digest != reference:
             raise SourceError(f"registry {self.host}: manifest digest {digest} is not {reference}")
         return json.loads(body), digest
+
+    def find_manifest(
+        self, repository: str, reference: str, accept: str = OCI_MANIFEST
+    ) -> tuple[bytes, str] | None:
+        """A manifest's bytes and digest as served, or None when the registry has none
+        there (404); checked against ``reference`` when it is a digest."""
+        status, _, body = self._request(
+            "GET", f"{self.base}/{repository}/manifests/{reference}", headers={"Accept": accept}
+        )
+        if status == 404:
+            return None
+        if status != 200:
+            raise self._fail(f"manifest {repository}:{reference}", status, body)
+        digest = sha256_digest(body)
+        if reference.startswith("sha256:") and digest != reference:
+            raise SourceError(f"registry {self.host}: manifest digest {digest} is not {reference}")
+        return body, digest
+
+    # Listings (paged with Link headers) ------------------------------------------------------
+
+    def _pages(self, url: str, what: str) -> list[dict[str, Any]]:
+        pages: list[dict[str, Any]] = []
+        while url:
+            status, headers, body = self._request("GET", url, headers={"Accept": OCI_INDEX})
+            if status != 200:
+                raise self._fail(what, status, body)
+            pages.append(json.loads(body))
+            link = _NEXT_LINK.search(headers.get("link", ""))
+            url = urllib.parse.urljoin(url, link.group(1)) if link else ""
+        return pages
+
+    def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
+        """The descriptors the OCI 1.1 referrers API lists for ``digest``, or None when the
+        registry has no such API (it answers 404, as distribution 2.8 does): then the
+        referrers live in the index tagged ``sha256-<hex>``, kept by the clients."""
+        url = f"{self.base}/{repository}/referrers/{digest}"
+        status, headers, body = self._request("GET", url, headers={"Accept": OCI_INDEX})
+        if status == 404:
+            return None
+        if status != 200:
+            raise self._fail(f"referrers of {repository}@{digest}", status, body)
+        found: list[dict[str, Any]] = list(json.loads(body).get("manifests") or [])
+        if link := _NEXT_LINK.search(headers.get("link", "")):
+            more = self._pages(urllib.parse.urljoin(url, link.group(1)), f"referrers of {digest}")
+            found.extend(d for page in more for d in page.get("manifests") or [])
+        return found
+
+    def tags(self, repository: str) -> list[str]:
+        pages = self._pages(f"{self.base}/{repository}/tags/list", f"tags of {repository}")
+        return [str(t) for page in pages for t in page.get("tags") or []]
+
+    def repositories(self) -> list[str]:
+        pages = self._pages(f"{self.base}/_catalog", "the repository catalog")
+        return [str(r) for page in pages for r in page.get("repositories") or []]
