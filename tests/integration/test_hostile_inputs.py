@@ -209,6 +209,20 @@ CASES = [
         OUTPUT_DIR,
     ),
     Case(
+        "check-mirror", "state-dir",
+        lambda p, s: [f"--state-dir={p}", "--name=iris", f"--output={s.out}"],
+    ),
+    Case(
+        "check-mirror", "records",
+        lambda p, s: [f"--records={p}", "--name=iris", f"--output={s.out}"],
+    ),
+    Case(
+        "check-mirror", "output",
+        # The records are not read before the report folder is found writable.
+        lambda p, s: [f"--records={s.data}", "--name=iris", f"--output={p}"],
+        OUTPUT_DIR,
+    ),
+    Case(
         "detect-drift", "model-path",
         lambda p, s: [f"--model-path={p}", f"--current={s.data}", f"--output={s.out}"],
     ),

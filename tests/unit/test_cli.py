@@ -114,6 +114,7 @@ BAD_INPUT = {
         "--output={out}",
         "--min-agreement=2",
     ],
+    "check-mirror": ["--state-dir={out}", "--name=iris", "--output={out}", "--min-agreement=2"],
     "detect-drift": ["--model-path=m", "--current=c.csv", "--output={out}", "--ks-threshold=2"],
     "read-config": ["--repo-url={out}", "--deploy-target=moon"],
     "prepare-data": ["--data=d.csv", "--output={out}", "--spec={{}}", "--overwrite=maybe"],

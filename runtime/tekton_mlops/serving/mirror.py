@@ -33,7 +33,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,10 +221,18 @@ def summarize(
 
     ``requests`` counts copies sent; ``agreement_rate`` is over the copies whose live
     answer was a 200 (None when there were none); ``mirror_error_rate`` over all copies
-    sent; latencies are of answers with status 200, in ms. ``keep`` selects records
+    sent; latencies are of answers with status 200, in ms; ``latency_ratio_p50`` is the
+    mirror's p50 over the live one's (None without both). ``keep`` selects records
     (e.g. one mirror version).
     """
     lines = records.read_text(encoding="utf-8").splitlines() if records.is_file() else []
+    return summarize_lines(lines, keep)
+
+
+def summarize_lines(
+    lines: Iterable[str], keep: Callable[[dict[str, Any]], bool] | None = None
+) -> dict[str, Any]:
+    """:func:`summarize` of records already read, one JSON object per line."""
     rows = [json.loads(line) for line in lines if line.strip()]
     dropped = sum(int(r.get("dropped", 0)) for r in rows)
     if keep is not None:
@@ -233,6 +241,7 @@ def summarize(
     errors = [r for r in rows if r.get("mirror_status") != 200]
     live_ms = [r["live_ms"] for r in rows if r.get("live_status") == 200]
     mirror_ms = [r["mirror_ms"] for r in rows if r.get("mirror_status") == 200]
+    live_p50, mirror_p50 = _percentile(live_ms, 0.5), _percentile(mirror_ms, 0.5)
     return {
         "requests": len(rows),
         "live_versions": sorted({r["live"] for r in rows}),
@@ -243,9 +252,10 @@ def summarize(
         ),
         "mirror_error_rate": round(len(errors) / len(rows), 6) if rows else None,
         "dropped": dropped,
-        "live_latency_ms": {"p50": _percentile(live_ms, 0.5), "p95": _percentile(live_ms, 0.95)},
-        "mirror_latency_ms": {
-            "p50": _percentile(mirror_ms, 0.5),
-            "p95": _percentile(mirror_ms, 0.95),
-        },
+        "live_latency_ms": {"p50": live_p50, "p95": _percentile(live_ms, 0.95)},
+        "mirror_latency_ms": {"p50": mirror_p50, "p95": _percentile(mirror_ms, 0.95)},
+        # Whether the candidate would slow users down; None when a side has no latency.
+        "latency_ratio_p50": (
+            round(mirror_p50 / live_p50, 6) if live_p50 and mirror_p50 is not None else None
+        ),
     }
