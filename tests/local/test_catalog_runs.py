@@ -6,11 +6,13 @@ this repository at HEAD (committed content), mirrored for the project's URL.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -108,7 +110,9 @@ def test_read_config_tests_run_yaml(tekton) -> None:  # type: ignore[no-untyped-
     assert len(run.results["commit"]) == 40
 
 
-def test_check_slo_tests_run_yaml(tekton, tmp_path, datasets) -> None:  # type: ignore[no-untyped-def]
+@contextlib.contextmanager
+def served_iris(tmp_path: Path, datasets: dict[str, Path]) -> Iterator[str]:
+    """An iris model trained by train-model and served by `tekton-mlops serve`: its URL."""
     import subprocess
 
     from tests.conftest import CLI, wait_http
@@ -136,14 +140,19 @@ def test_check_slo_tests_run_yaml(tekton, tmp_path, datasets) -> None:  # type: 
             time.sleep(0.02)  # a poll interval: what is waited for is the file
         url = ready.read_text().strip()
         wait_http(f"{url}/v2/health/ready")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_check_slo_tests_run_yaml(tekton, tmp_path, datasets) -> None:  # type: ignore[no-untyped-def]
+    with served_iris(tmp_path, datasets) as url:
         run = tekton(
             catalog_file("task/check-slo/0.1/tests/run.yaml"),
             "--catalog", str(CATALOG),
             "--param", f"url={url}",
         )  # fmt: skip
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     assert run.exit_code == 0, run.log
     assert run.results["passed"] == "true"
     assert json.loads(run.results["summary"])["requests"] == 300

@@ -19,13 +19,13 @@ from tekton_mlops.serving.load import (
     HIGHER_IS_BETTER,
     SLO_METRICS,
     Measured,
-    _split,
     drive,
     drive_rounds,
     fetch_json,
     infer_path,
     rounds_for,
     sample_request,
+    split_endpoint,
 )
 from tests.unit.delay_endpoint import DelayEndpoint
 
@@ -213,16 +213,20 @@ def test_fetch_json_reads_metadata_and_names_failures() -> None:
 
 
 def test_endpoint_urls() -> None:
-    assert _split("https://models.example:8443/serving/") == (
+    assert split_endpoint("https://models.example:8443/serving/") == (
         http.client.HTTPSConnection,
         "models.example:8443",
         "/serving",
     )
-    assert _split("http://127.0.0.1:8080") == (http.client.HTTPConnection, "127.0.0.1:8080", "")
-    assert _split("http://h/models/X/") == (http.client.HTTPConnection, "h", "/models/X")
+    assert split_endpoint("http://127.0.0.1:8080") == (
+        http.client.HTTPConnection,
+        "127.0.0.1:8080",
+        "",
+    )
+    assert split_endpoint("http://h/models/X/") == (http.client.HTTPConnection, "h", "/models/X")
     for wrong in ("ftp://models.example/", "http://", "models.example:8080"):
         with pytest.raises(SourceError, match="not an http\\(s\\):// endpoint"):
-            _split(wrong)
+            split_endpoint(wrong)
     assert infer_path("iris") == "/v2/models/iris/infer"
 
 

@@ -105,7 +105,8 @@ def infer_path(model: str) -> str:
     return f"/v2/models/{urllib.parse.quote(model, safe='')}/infer"
 
 
-def _split(url: str) -> tuple[type[http.client.HTTPConnection], str, str]:
+def split_endpoint(url: str) -> tuple[type[http.client.HTTPConnection], str, str]:
+    """The connection class, host:port and base path of an http(s) endpoint URL."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SourceError(f"{url}: not an http(s):// endpoint")
@@ -115,7 +116,7 @@ def _split(url: str) -> tuple[type[http.client.HTTPConnection], str, str]:
 
 def fetch_json(url: str, path: str, timeout: float = 10) -> Any:
     """GET a JSON document (model metadata) from the endpoint."""
-    kind, netloc, base = _split(url)
+    kind, netloc, base = split_endpoint(url)
     connection = kind(netloc, timeout=timeout)
     try:
         connection.request("GET", base + path)
@@ -155,7 +156,7 @@ def drive(
     timeout: float = 10.0,
 ) -> Measured:
     """Send ``requests`` requests (or until ``duration`` seconds) from ``concurrency`` threads."""
-    kind, netloc, base = _split(url)
+    kind, netloc, base = split_endpoint(url)
     path = base + infer_path(model)
     headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
     measured = Measured()

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tekton_mlops.errors import DataError, SourceError
+from tekton_mlops.serving.load import split_endpoint
 
 __all__ = [
     "Batch",
@@ -403,14 +404,6 @@ def decode(signature: Signature, response: Any, count: int) -> list[Prediction]:
     ]
 
 
-def _split(url: str) -> tuple[type[http.client.HTTPConnection], str, str]:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SourceError(f"{url}: not an http(s):// endpoint")
-    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    return kind, parts.netloc, parts.path.rstrip("/")
-
-
 def _model_path(model: str) -> str:
     return f"/v2/models/{urllib.parse.quote(model, safe='')}"
 
@@ -434,7 +427,7 @@ class _Connection:
 
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url.rstrip("/")
-        self.kind, self.netloc, self.base = _split(url)
+        self.kind, self.netloc, self.base = split_endpoint(url)
         self.timeout = timeout
         self.connection: http.client.HTTPConnection | None = None
 
