@@ -42,7 +42,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -421,6 +421,58 @@ def stop(state: Path, name: str) -> list[str]:
         # No table, no versions: a later deploy starts a new deployment.
         _table_path(state, name).unlink(missing_ok=True)
         return stopped
+
+
+def remaining_weights(weights: Mapping[str, int], gone: Collection[str]) -> dict[str, int] | None:
+    """The weights once ``gone`` are taken out: the versions left keep their shares, scaled
+    back to 100 (largest remainders first); None when no version with traffic would be left.
+
+    A version without traffic stays without: taking one version out never makes an untested
+    candidate live, which would be a release decision rather than a removal.
+    """
+    kept = {v: w for v, w in weights.items() if v not in gone}
+    total = sum(kept.values())
+    if not total:
+        return None
+    exact = {v: w * 100 / total for v, w in kept.items()}
+    scaled = {v: int(share) for v, share in exact.items()}
+    order = sorted(exact, key=lambda v: (scaled[v] - exact[v], list(exact).index(v)))
+    for version in order[: 100 - sum(scaled.values())]:
+        scaled[version] += 1
+    return scaled
+
+
+def cut_out(state: Path, name: str, versions: Collection[str]) -> tuple[list[str], bool]:
+    """Take ``versions`` out of service at once: out of the table in one write (the others'
+    traffic scaled back to 100, a mirror to one of them stopped), then their servers stopped.
+    When no version with traffic would be left, the router and every version stop.
+
+    Returns the versions taken out and whether the router stopped. Version folders stay,
+    with the records of what they served.
+    """
+    _check_names(name)
+    with _locked(state, name):
+        table = _table(state, name)
+        gone = [v for v in (table.backends if table else {}) if v in versions]
+        if table is None or not gone:
+            return [], False
+        weights = remaining_weights(table.weights, gone)
+        if weights is None:
+            router = local.stop(_router_slot(state, name))  # clients first, then the servers
+            _table_path(state, name).unlink(missing_ok=True)
+            gone = list(table.backends)
+        else:
+            mirrored = table.mirror is not None and table.mirror.version in gone
+            new = table.changed(
+                backends={v: u for v, u in table.backends.items() if v in weights},
+                weights=weights,
+                mirror=None if mirrored else KEEP,
+            )
+            _put_in_force(state, name, new, table, 0)
+            router = False
+        for version in gone:
+            local.stop(_version_slot(state, name, version))
+        return gone, router
 
 
 def mirror_summary(state: Path, name: str, version: str = "") -> dict[str, Any]:

@@ -21,6 +21,8 @@ from tekton_mlops.lineage_store.attestations import check
 from tekton_mlops.lineage_store.graph import TRAINING_STEPS, Graph, StepRun, build
 from tekton_mlops.lineage_store.store import DEPLOY_STEP, Found
 
+CUT_OUT_STEP = "cut-out"
+
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
@@ -31,14 +33,44 @@ class Use:
     via: tuple[str, ...]  # the runs from the dataset to the training run, e.g. prepare-data
     training: StepRun
     deployments: tuple[StepRun, ...]
+    revocations: tuple[StepRun, ...] = ()  # revoke-dataset's marks beside the model
+    cut_outs: tuple[StepRun, ...] = ()  # cut-out records of its deployments
+
+    @property
+    def revoked(self) -> bool:
+        return bool(self.revocations)
+
+    def out_of_service(self, deployment: StepRun) -> bool:
+        """A cut-out of the same deployment recorded after it was deployed."""
+        where = _where(deployment)
+        return any(_where(c) == where and _after(c.finished, deployment.finished)
+                   for c in self.cut_outs)  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model,
             "via": list(self.via),
             "training": self.training.to_json(),
-            "deployments": [d.to_json() for d in self.deployments],
+            "revoked": self.revoked,
+            "deployments": [
+                {**d.to_json(), "out_of_service": self.out_of_service(d)} for d in self.deployments
+            ],
         }
+
+
+def _where(run: StepRun) -> tuple[str, str, str]:
+    target = str(run.params.get("target", ""))
+    namespace = str(run.params.get("namespace") or ("default" if target == "kserve" else ""))
+    return target, namespace, str(run.params.get("name", ""))
+
+
+def _after(later: str, earlier: str) -> bool:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(later) >= datetime.fromisoformat(earlier)
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -83,6 +115,8 @@ def uses(dataset: str, models: Sequence[Found], keys: Sequence[EllipticCurvePubl
             via = _path(graph, training, dataset)
             if via is not None:
                 deployments = tuple(r for r in graph.runs if r.trusted and r.step == DEPLOY_STEP)
-                found.append(Use(model.subject, via, training, deployments))
+                cut_outs = tuple(r for r in graph.runs if r.trusted and r.step == CUT_OUT_STEP)
+                found.append(Use(model.subject, via, training, deployments,
+                                 tuple(graph.revocations), cut_outs))  # fmt: skip
                 break
     return Answer(dataset, tuple(found), tuple(failed))
