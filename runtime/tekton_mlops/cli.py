@@ -29,6 +29,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 TOOL_COMMANDS: dict[str, str] = {
     "catalog": "tekton_mlops.catalog.cli:catalog",
     "run": "tekton_mlops.local.cli:run",
+    "approve": "tekton_mlops.local.approve_cli:approve",
     "serve": "tekton_mlops.serving.cli:serve",
     "listen": "tekton_mlops.triggers.cli:listen",
     "post-event": "tekton_mlops.triggers.post_cli:post_event",

@@ -385,6 +385,7 @@ def execute(
                 pipeline_spec = propagate_workspaces(referenced, set())
         resolved = task_spec if kind == "TaskRun" else pipeline_spec
         warn_undeclared(overrides, resolved, kind)
+        split_array_overrides(overrides, resolved, spec)
     except ResolutionError as exc:
         now = time.time()
         resource["status"] = {
@@ -428,6 +429,19 @@ def warn_undeclared(names: tuple[str, ...], spec: dict[str, Any], kind: str) -> 
         click.echo(f"warning: --param {name}: the {what} declares no such param{hint}", err=True)
 
 
+def split_array_overrides(
+    names: tuple[str, ...], spec: dict[str, Any], run: dict[str, Any]
+) -> None:
+    """A --param of an array param is a comma-separated list (as `tkn pipeline start -p`
+    takes one): ``approvers=alice,bob`` -> ``[alice, bob]``, an empty value -> ``[]``."""
+    from tekton_mlops.tekton.defaults import param_type
+
+    arrays = {str(p.get("name")) for p in spec.get("params") or [] if param_type(p) == "array"}
+    for param in run.get("params") or []:
+        if param["name"] in names and param["name"] in arrays and isinstance(param["value"], str):
+            param["value"] = [item.strip() for item in param["value"].split(",") if item.strip()]
+
+
 #: More rows than this and the summary shows only what did not succeed, and a count.
 FOLD_AT = 40
 
@@ -439,7 +453,7 @@ def summarize(finished: dict[str, Any], here: Path, durations: dict[str, float],
     rows = [("TASK", "TASKRUN", "STATUS", "REASON", "DURATION")]
     if finished["kind"] == "PipelineRun":
         for child in status.get("childReferences") or []:
-            saved = here / child["name"] / "taskrun.yaml"
+            saved = here / child["name"] / f"{child['kind'].lower()}.yaml"
             child_condition = (
                 json.loads(saved.read_text())["status"]["conditions"][0] if saved.is_file() else {}
             )

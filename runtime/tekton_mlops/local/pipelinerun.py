@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from tekton_mlops.local.cluster import Cluster, ResolutionError
+from tekton_mlops.local.customrun import CustomRunExecutor, CustomRunPlan
 from tekton_mlops.local.status import TaskRunOutcome, condition
 from tekton_mlops.local.taskrun import TaskRunExecutor, TaskRunPlan
 from tekton_mlops.local.workspaces import Workspace
 from tekton_mlops.tekton import defaults
+from tekton_mlops.tekton.custom_tasks import CUSTOM_RUN_API_VERSION, custom_reference
 from tekton_mlops.tekton.durations import format_duration, parse_duration, timestamp
 from tekton_mlops.tekton.pipeline_rules import RESULT_REF, dependencies
 from tekton_mlops.tekton.resolution import mismatched_params, missing_params, resolve_params
@@ -32,6 +34,10 @@ SKIP_RESULTS = "Results were missing"
 SKIP_STOPPING = "PipelineRun was stopping"
 SKIP_TIMEOUT = "PipelineRun timeout has been reached"
 SKIP_EMPTY_MATRIX = "Matrix Parameters have an empty array"
+
+
+#: What a pipeline task runs as: a TaskRun, or a CustomRun for another controller's kind.
+Plan = TaskRunPlan | CustomRunPlan
 
 
 @dataclass
@@ -145,6 +151,7 @@ class PipelineRunExecutor:
         self.taskruns = tasks
         self.run_dir = run_dir
         self.log = log
+        self.customruns = CustomRunExecutor(run_dir, log, tasks.durations)
 
     def execute(
         self, run: dict[str, Any], spec: dict[str, Any], workspaces: dict[str, Workspace]
@@ -302,7 +309,10 @@ class PipelineRunExecutor:
         waiting = [name for name, state in group.items() if state.state == "pending"]
         limit = self.taskruns.parallelism
         told: set[str] = set()
-        with ThreadPoolExecutor(max_workers=max(1, min(len(group), limit))) as pool:
+        with (
+            ThreadPoolExecutor(max_workers=max(1, min(len(group), limit))) as pool,
+            self.customruns.cancelled_on_error(),  # left first: waiting CustomRuns end
+        ):
             while True:
                 if deadline is not None and time.monotonic() > deadline:
                     for state in group.values():
@@ -339,9 +349,10 @@ class PipelineRunExecutor:
                     state.state = "running"
                     self.log(f"task {state.name} started")
                     for plan in plans:
+                        custom = isinstance(plan, CustomRunPlan)
                         child = {
-                            "apiVersion": "tekton.dev/v1",
-                            "kind": "TaskRun",
+                            "apiVersion": CUSTOM_RUN_API_VERSION if custom else "tekton.dev/v1",
+                            "kind": "CustomRun" if custom else "TaskRun",
                             "name": plan.name,
                             "pipelineTaskName": state.name,
                         }
@@ -380,6 +391,8 @@ class PipelineRunExecutor:
         self.log(f"task {state.name} {state.state} ({ended['reason']}: {ended['message']})")
 
     def _resolve(self, state: TaskState, table: dict[str, Value]) -> None:
+        if custom_reference(state.task) is not None:
+            return  # another controller's kind: Tekton resolves nothing for it
         if "taskSpec" in state.task:
             state.spec, state.task_name = state.task["taskSpec"], state.name
             return
@@ -389,14 +402,16 @@ class PipelineRunExecutor:
         state.spec = resolved.get("spec") or {}
         state.task_name = resolved["metadata"]["name"]
 
-    def _run_all(self, state: TaskState, plans: list[TaskRunPlan]) -> TaskOutcome:
+    def _run_all(self, state: TaskState, plans: list[Plan]) -> TaskOutcome:
         if len(plans) == 1 and "matrix" not in state.task:
             return TaskOutcome([self._run_with_retries(state, plans[0])])
         with ThreadPoolExecutor(max_workers=min(len(plans), self.taskruns.parallelism)) as pool:
             runs = list(pool.map(lambda plan: self._run_with_retries(state, plan), plans))
         return TaskOutcome(runs, matrixed=True)
 
-    def _run_with_retries(self, state: TaskState, plan: TaskRunPlan) -> TaskRunOutcome:
+    def _run_with_retries(self, state: TaskState, plan: Plan) -> TaskRunOutcome:
+        if isinstance(plan, CustomRunPlan):
+            return self.customruns.execute(plan)  # retries are the custom controller's
         retries = int(state.task.get("retries") or 0)
         history: list[dict[str, Any]] = []
         outcome = self.taskruns.execute(plan)
@@ -417,8 +432,9 @@ class PipelineRunExecutor:
         table: dict[str, Value],
         workspaces: dict[str, Workspace],
         deadline: float | None,
-    ) -> list[TaskRunPlan] | None:
-        """One TaskRun plan (or one per matrix combination); None when the task is skipped."""
+    ) -> list[Plan] | None:
+        """One TaskRun (or CustomRun) plan, or one per matrix combination; None when the
+        task is skipped."""
         task = state.task
         # What a pipeline task's own fields may read beyond the run's table.
         table = {**table, "context.pipelineTask.retries": str(int(task.get("retries") or 0))}
@@ -442,6 +458,22 @@ class PipelineRunExecutor:
         if not combos:
             self._skip(state, SKIP_EMPTY_MATRIX)
             return None
+        if (custom := custom_reference(task)) is not None:
+            return [
+                CustomRunPlan(
+                    name=f"{run_name}-{state.name}" + (f"-{index}" if "matrix" in task else ""),
+                    api_version=custom[0],
+                    kind=custom[1],
+                    task=task,
+                    params={p["name"]: p["value"] for p in params} | combo,
+                    labels={
+                        "tekton.dev/pipelineRun": run_name,
+                        "tekton.dev/pipelineTask": state.name,
+                    },
+                    deadline=deadline,
+                )
+                for index, combo in enumerate(combos)
+            ]
         bound: dict[str, Workspace] = {}
         for binding in task.get("workspaces") or []:
             source = workspaces.get(binding.get("workspace", binding["name"]))
@@ -464,7 +496,7 @@ class PipelineRunExecutor:
                 if name not in declared and isinstance(value, dict) and isinstance(outer, dict):
                     # A propagated object merges key by key; the task's keys win.
                     passed[name] = {**outer, **value}
-        plans = []
+        plans: list[Plan] = []
         for index, combo in enumerate(combos):
             given = passed | combo
             suffix = f"-{index}" if "matrix" in task else ""

@@ -13,6 +13,11 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from tekton_mlops.tekton.custom_tasks import (
+    check_custom_task,
+    check_embedded_or_type,
+    custom_reference,
+)
 from tekton_mlops.tekton.defaults import param_type
 from tekton_mlops.tekton.flags import FeatureFlags
 from tekton_mlops.tekton.problems import DNS_LABEL, NAMES_URL, Path, Problem
@@ -127,11 +132,14 @@ def check_pipeline_spec(
             problems += _variables(
                 task, (*at, group), index, params, group == "finally", names, final_names
             )
-            if isinstance(task.get("taskSpec"), dict):
+            if custom_reference(task) is not None:  # another controller's: Tekton checks less
+                problems += check_custom_task(task, (*at, group, index))
+            elif isinstance(task.get("taskSpec"), dict):
                 visible = {**(scope or {}), **params}
                 problems += check_task_spec(
                     task["taskSpec"], (*at, group, index, "taskSpec"), flags, visible
                 )
+            problems += check_embedded_or_type(task, (*at, group, index))
             problems += _on_error(task, (*at, group, index), flags)
     problems += _last_task_context(tasks, at)
     problems += _graph(tasks, at)
