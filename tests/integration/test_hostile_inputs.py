@@ -240,6 +240,34 @@ CASES = [
         lambda p, s: [f"--model-path={s.model}", f"--current={s.data}", f"--output={p}"],
         OUTPUT_DIR,
     ),
+    # The checks' decision records: the key and the stored model are refused before anything
+    # is measured or read.
+    Case(
+        "check-slo", "signing-key",
+        lambda p, s: ["--url=http://127.0.0.1:9", "--model=m", "--requests=1",
+                      f"--output={s.out}", f"--signing-key={p}"],
+    ),
+    Case(
+        "check-golden", "signing-key",
+        lambda p, s: ["--url=http://127.0.0.1:9", "--model=m", f"--golden={s.data}",
+                      "--expected-column=target", f"--output={s.out}", f"--signing-key={p}"],
+    ),
+    Case(
+        "check-golden", "model-uri",
+        lambda p, s: ["--url=http://127.0.0.1:9", "--model=m", f"--golden={s.data}",
+                      "--expected-column=target", f"--output={s.out}",
+                      f"--model-uri={_file_uri(p)}"],
+    ),
+    Case(
+        "check-mirror", "signing-key",
+        lambda p, s: [f"--records={s.data}", "--name=iris", f"--output={s.out}",
+                      f"--signing-key={p}"],
+    ),
+    Case(
+        "detect-drift", "signing-key",
+        lambda p, s: [f"--model-path={s.model}", f"--current={s.data}", f"--output={s.out}",
+                      f"--signing-key={p}"],
+    ),
     Case(
         "read-config", "repo-url",
         lambda p, s: [f"--repo-url={p}", "--dataset-uri=file:///d.csv", "--target-column=t"],
@@ -249,6 +277,79 @@ CASES = [
         # This checkout is a git repository: the output folder must be refused before the read.
         lambda p, s: [f"--repo-url={REPO}", "--revision=HEAD", "--dataset-uri=file:///d.csv",
                       "--target-column=t", f"--output={p}"],
+        OUTPUT_DIR,
+    ),
+    Case(
+        "cut-out", "state-dir",
+        lambda p, s: ["--target=local", "--name=iris", "--reason=r", f"--state-dir={p}"],
+    ),
+    Case(
+        "cut-out", "signing-key",
+        lambda p, s: ["--target=local", "--name=iris", "--reason=r", f"--state-dir={s.out}",
+                      f"--signing-key={p}"],
+    ),
+    *(
+        Case("revoke-dataset", param, lambda p, s, param=param: [
+            f"--digests=sha256:{'0' * 64}", "--reason=r", f"--signing-key={s.keys.private}",
+            f"--store={s.model}", f"--output={s.out}", f"--{param}={p}"], accepts)
+        for param, accepts in (
+            ("signing-key", {}),
+            ("public-key", {}),
+            ("output", OUTPUT_DIR),
+            ("state-dir", {"directory": "an empty deployments folder holds no deployment",
+                           "missing": "no deployment was ever made there"}),
+            ("store", {"directory": "an empty store holds no model; the report says so"}),
+        )
+    ),
+    Case(
+        "prepare-training", "data",
+        lambda p, s: [f"--data={p}", "--target-column=target", f"--image=t@sha256:{'0' * 64}",
+                      '--command=["python3"]', f"--work-dir={s.out}"],
+    ),
+    Case(
+        "prepare-training", "work-dir",
+        lambda p, s: [f"--data={s.data}", "--target-column=target", f"--image=t@sha256:{'0' * 64}",
+                      '--command=["python3"]', f"--work-dir={p}"],
+        OUTPUT_DIR | {"directory": "an empty work-dir takes the layout"},
+    ),
+    Case(
+        "finish-training", "data",
+        lambda p, s: [f"--data={p}", "--target-column=target", f"--image=t@sha256:{'0' * 64}",
+                      '--command=["python3"]', f"--work-dir={s.out}", f"--output={s.out}"],
+    ),
+    Case(
+        "finish-training", "work-dir",
+        lambda p, s: [f"--data={s.data}", "--target-column=target", f"--image=t@sha256:{'0' * 64}",
+                      '--command=["python3"]', f"--work-dir={p}", f"--output={s.out}"],
+    ),
+    Case(
+        "finish-training", "output",
+        lambda p, s: [f"--data={s.data}", "--target-column=target", f"--image=t@sha256:{'0' * 64}",
+                      '--command=["python3"]', f"--work-dir={s.out}", f"--output={p}"],
+        OUTPUT_DIR,
+    ),
+    Case(
+        "verify-policy", "model-path",
+        lambda p, s: [f"--model-path={p}", f"--public-key={s.keys.public}", f"--output={s.out}"],
+    ),
+    Case(
+        "verify-policy", "model-uri",
+        lambda p, s: [f"--model-uri={_file_uri(p)}", f"--public-key={s.keys.public}",
+                      f"--output={s.out}"],
+    ),
+    Case(
+        "verify-policy", "public-key",
+        lambda p, s: [f"--model-path={s.model}", f"--public-key={p}", f"--output={s.out}"],
+    ),
+    Case(
+        "verify-policy", "policy-path",
+        # The policy is read and compiled before the model: a hostile one changes nothing.
+        lambda p, s: [f"--model-path={s.model}", f"--public-key={s.keys.public}",
+                      f"--policy-path={p}", f"--output={s.out}"],
+    ),
+    Case(
+        "verify-policy", "output",
+        lambda p, s: [f"--model-path={s.model}", f"--public-key={s.keys.public}", f"--output={p}"],
         OUTPUT_DIR,
     ),
 ]  # fmt: skip

@@ -73,6 +73,19 @@ def step(*args: str) -> dict[str, str]:
     return {p.name: p.read_text() for p in results.iterdir()}
 
 
+def decisions(model_uri: str, public_key: Path, result: str) -> list[tuple[str, str, str]]:
+    """The decisions ``lineage show`` finds beside a stored model: step, status and one result."""
+    shown = subprocess.run([CLI, "lineage", "show", model_uri, f"--public-key={public_key}",
+                            "-o", "json"], capture_output=True, text=True, check=False)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    return [
+        (run["step"], run["status"], extra["annotations"].get(result, ""))
+        for run in json.loads(shown.stdout)["steps"]
+        for extra in run["byproducts"]
+        if extra["name"] == "decision"
+    ]
+
+
 def catalog_repository(root: Path) -> Path:
     """A git repository holding this checkout's catalog as it is now, committed: what the
     git resolver of a cluster would read at a release."""
@@ -221,6 +234,13 @@ def test_drift_retrains_and_only_a_better_model_goes_live(  # type: ignore[no-un
     trained_on = json.loads(lineage.read_text())["predicate"]["buildDefinition"]
     dataset = next(d for d in trained_on["resolvedDependencies"] if d["name"] == "dataset")
     assert dataset["uri"].startswith((tmp_path / "training-data").as_uri() + "/sha256-")
+    # Each decision is signed beside the model it is about: the drift beside the model that was
+    # live, the comparison beside the candidate.
+    public = cluster_secrets / "model-verification-key" / "public.pem"
+    assert ("detect-drift", "verified", "true") in decisions(first_uri, public, "drifted")
+    assert ("check-slo", "verified", "candidate") in decisions(
+        better.results["model-uri"], public, "winner"
+    )
 
     # 3. The features move again, the rule stays: drift, a candidate, but no better: rollback.
     second_uri, second_pid = live.deployed_uri, live.pid

@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from tekton_mlops.cli import main
 from tekton_mlops.deploy import local_routes
 from tekton_mlops.serving.routes import Mirror, read_table
 from tests.conftest import answers_200
@@ -125,6 +127,8 @@ def release(tekton, catalog_repo, keys, models, tmp_path) -> Iterator[Release]: 
     secrets = tmp_path / "secrets"
     (secrets / "model-verification-key").mkdir(parents=True)
     shutil.copy(keys.public, secrets / "model-verification-key" / "public.pem")
+    (secrets / "model-signing-key").mkdir()  # the samples sign each decision with it
+    shutil.copy(keys.private, secrets / "model-signing-key" / "private.pem")
     # The claim model-deployments, as the executor keeps claims beside its run directory.
     state = tmp_path / "pvcs" / "model-deployments"
     args = [
@@ -144,6 +148,19 @@ def release(tekton, catalog_repo, keys, models, tmp_path) -> Iterator[Release]: 
 
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def on_record(model: Path, keys: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """The decisions ``lineage show`` finds beside a model: step, status and results."""
+    shown = CliRunner().invoke(main, ["lineage", "show", str(model), f"--public-key={keys.public}",
+                                      "-o", "json"])  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    return [
+        (run["step"], run["status"], extra["annotations"])
+        for run in json.loads(shown.stdout)["steps"]
+        for extra in run["byproducts"]
+        if extra["name"] == "decision"
+    ]
 
 
 def served(url: str, requests: int = 20) -> Counter[str]:
@@ -174,6 +191,13 @@ def test_blue_green_promotes_a_good_candidate_and_rolls_back_a_failing_one(  # t
     assert set(decided) == {"check-golden", "check-slo"}
     read = decided["check-golden"]["predicate"]["buildDefinition"]["resolvedDependencies"]
     assert read[0]["digest"] == {"sha256": sha256_of(labelled / "iris.csv")}
+    # ... and beside the candidate, signed (the sample binds the signing key), with the verdict.
+    recorded = on_record(models["good"], keys)
+    golden_agreement = good.results["golden-agreement"]
+    assert any(step == "check-golden" and status == "verified" and results["passed"] == "true"
+               and results["agreement"] == golden_agreement
+               for step, status, results in recorded)  # fmt: skip
+    assert any(s == "check-slo" and status == "verified" for s, status, _ in recorded)
 
     failing = release.run(
         "pipeline/blue-green-release/0.1/tests/run.yaml",
@@ -182,6 +206,10 @@ def test_blue_green_promotes_a_good_candidate_and_rolls_back_a_failing_one(  # t
     assert failing.exit_code == 0, failing.log
     assert (failing.results["passed"], failing.results["live-version"]) == ("false", "v2")
     assert float(failing.results["golden-agreement"]) < 0.9
+    # tests/run.yaml binds no signing key: the failed verdict is on record, unsigned.
+    assert any(step == "check-golden" and status == "unsigned" and results["passed"] == "false"
+               and results["agreement"] == failing.results["golden-agreement"]
+               for step, status, results in on_record(models["weak"], keys))  # fmt: skip
     assert "promote" in failing.skipped
     assert "rollback" not in failing.skipped
     assert served(url) == {"v2": 20}
@@ -208,6 +236,8 @@ def test_shadow_promotes_a_candidate_that_answers_alike_and_rolls_back_one_that_
     assert served(url) == {"v2": 20}
     assert release.table() == ({"v1": 0, "v2": 100}, None)  # mirroring over, v1 kept
     assert set(release.decisions(good)) == {"check-slo", "check-mirror"}
+    assert any(step == "check-mirror" and status == "verified" and results["agreement"] == "1"
+               for step, status, results in on_record(models["good"], keys))  # fmt: skip
 
     failing = release.run(
         "pipeline/shadow-release/0.1/tests/run.yaml", f"model-uri={models['weak'].as_uri()}"
@@ -237,6 +267,8 @@ def test_abn_routes_to_a_better_candidate_and_retires_a_worse_one(  # type: igno
     )  # fmt: skip
     assert better.exit_code == 0, better.log
     assert better.results["winner"] == "candidate", better.results["winner-reason"]
+    assert any(step == "check-slo" and status == "verified" and results.get("winner") == "candidate"
+               for step, status, results in on_record(models["good"], keys))  # fmt: skip
     assert (better.results["passed"], better.results["live-version"]) == ("true", "v2")
     assert json.loads(better.results["versions"]) == {"v1": 10, "v2": 90}
     split = served(url, 60)

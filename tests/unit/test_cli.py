@@ -119,6 +119,35 @@ BAD_INPUT = {
     "read-config": ["--repo-url={out}", "--deploy-target=moon"],
     "prepare-data": ["--data=d.csv", "--output={out}", "--spec={{}}", "--overwrite=maybe"],
     "tune-model": ["--data=d.csv", "--target-column=y", "--search-space={{}}", "--workers=0"],
+    "cut-out": ["--target=local", "--name=iris", "--state-dir={out}", "--reason= "],
+    "revoke-dataset": [
+        "--digests=sha256:1",
+        "--store=s",
+        "--reason=r",
+        "--signing-key=k",
+        "--output={out}",
+    ],
+    "prepare-training": [
+        "--data=d.csv",
+        "--target-column=y",
+        "--image=trainer:1.4",
+        '--command=["python3"]',
+        "--work-dir={out}",
+    ],
+    "finish-training": [
+        "--data=d.csv",
+        "--output={out}",
+        "--target-column=y",
+        "--image=trainer@sha256:" + "0" * 64,
+        '--command=["python3"]',
+        "--format=pickle",
+    ],
+    "verify-policy": [
+        "--model-path={out}",
+        "--public-key=k.pub",
+        "--output={out}",
+        "--rule-timeout=0",
+    ],
 }
 
 

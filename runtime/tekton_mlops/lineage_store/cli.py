@@ -204,9 +204,11 @@ def uses(
             click.echo(f"dataset {digest}")
             for use in answer.uses:
                 how = "through " + " -> ".join(use.via) if use.via else "directly"
-                click.echo(f"model {use.model}  (trained {how})")
+                revoked = "  REVOKED" if use.revoked else ""
+                click.echo(f"model {use.model}  (trained {how}){revoked}")
                 for run in use.deployments:
-                    click.echo("  deployment " + _deployment(run))
+                    gone = "  out of service" if use.out_of_service(run) else ""
+                    click.echo("  deployment " + _deployment(run) + gone)
             deployments = sum(len(u.deployments) for u in answer.uses)
             click.echo(f"{len(answer.uses)} model(s), {deployments} deployment(s)")
         if not keys:

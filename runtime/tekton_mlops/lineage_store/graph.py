@@ -24,7 +24,10 @@ from tekton_mlops.lineage_store.attestations import Checked, Status
 TRAINING_STEPS = ("train-model", "tune-model")
 #: Steps whose records describe the model itself rather than the data upstream of it.
 MODEL_STEPS = (*TRAINING_STEPS, "evaluate-model", "sign-artifact", "verify-artifact",
-               "push-model", "deploy-model")  # fmt: skip
+               "push-model", "deploy-model", "cut-out", "revoke-dataset",
+               "check-slo", "check-golden", "check-mirror", "detect-drift")  # fmt: skip
+#: The step whose record beside a model says its training data was revoked.
+REVOCATION_STEP = "revoke-dataset"
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,11 @@ class Graph:
     def unsigned(self) -> list[StepRun]:
         return [r for r in self.runs if r.status is Status.UNSIGNED]
 
+    @property
+    def revocations(self) -> list[StepRun]:
+        """The trusted records that revoked the model (a dataset it was trained on was)."""
+        return [r for r in self.runs if r.trusted and r.step == REVOCATION_STEP]
+
     def producers(self, artifact_id: str) -> list[StepRun]:
         return [r for r in self.runs if r.trusted and any(o.id == artifact_id for o in r.outputs)]
 
@@ -143,6 +151,7 @@ class Graph:
             "subject": self.subject,
             "deployment": self.deployment,
             "verified": not self.failed,
+            "revoked": bool(self.revocations),
             "steps": [r.to_json() for r in self.runs],
             "artifacts": [a.to_json() for a in self.artifacts().values()],
             "edges": edges,

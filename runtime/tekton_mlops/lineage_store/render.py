@@ -67,6 +67,9 @@ def _title(run: StepRun) -> str:
 def text(graph: Graph) -> str:
     """The tree, one fact a line."""
     lines = [f"model {graph.subject}"]
+    for revoked in graph.revocations:  # first, before anything a reader could act on
+        reason = revoked.params.get("reason", "")
+        lines.append(f"REVOKED {revoked.finished} by {revoked.params.get('actor', '?')}: {reason}")
     if graph.deployment:
         lines.append(f"deployment {graph.deployment}")
     top = graph.model_runs()
@@ -114,11 +117,12 @@ def _short(digest: str) -> str:
 def dot(graph: Graph) -> str:
     """Graphviz DOT: runs as boxes coloured by status, artifacts as ellipses, data flowing
     left to right into the model."""
+    revoked = " (REVOKED)" if graph.revocations else ""
     lines = [
         "digraph lineage {",
         "  rankdir=LR;",
         '  node [fontname="Helvetica", fontsize=10];',
-        f"  label={_quote('lineage of ' + graph.subject)};",
+        f"  label={_quote('lineage of ' + graph.subject + revoked)};",
     ]
     for artifact in graph.artifacts().values():
         label = "\\n".join(p for p in (artifact.name, artifact.uri, _short(artifact.digest)) if p)

@@ -7,8 +7,10 @@ metadata, on the baseline too) and whether every cell fits its input. A golden s
 that does not fit the model is a parameter error on ``golden`` (exit 2).
 
 The lineage record goes beside the reports, ``<output>/.mlops/lineage/check-golden.intoto.json``:
-the golden set (its digest) and the endpoints (by URL) in, the two reports out. It is
-written whatever the verdict, before a failing check fails the step.
+the golden set (its digest) and the endpoints (by URL) in, the two reports out, the decision
+(the results) as a byproduct. It is written whatever the verdict, before a failing check fails
+the step; with ``model-uri`` it is signed and attached beside the stored model as
+:mod:`tekton_mlops.lineage_store.decisions` says.
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ class Params:
     batch_size: int
     output: str
     fail_on_mismatch: bool
+    model_uri: str
+    signing_key: str
+    endpoint_url: str
+    addressing_style: str
+    registry_auth: str
+    insecure_registry: bool
 
 
 class GoldenMismatch(MlopsError):
@@ -292,11 +300,13 @@ def _text(number: float) -> str:
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
+    from tekton_mlops.lineage_store import decisions as decision_records
     from tekton_mlops.serving import rows
     from tekton_mlops.storage.publish import atomic_write_text, check_writable_directory
 
     output = Path(params.output)
     check_writable_directory(output)  # before any request: a report that cannot be written
+    recorder = decision_records.prepare(params)  # the key and the stored model, before any request
     golden = _read_golden(params)
     candidate = _prepare(params, golden, params.url, params.model)
     baseline = None
@@ -346,9 +356,21 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         )
     atomic_write_text(output / REPORT_JSON, json.dumps(report, indent=2, sort_keys=True) + "\n")
     atomic_write_text(output / REPORT_MARKDOWN, markdown(report))
+    results: dict[str, ResultValue] = {
+        "passed": "true" if passed else "false",
+        "agreement": _text(verdict["agreement"]),
+        "rows": str(len(golden.rows)),
+        "disagreements": str(verdict["disagreements"]),
+        "baseline-agreement": _text(report["baseline"]["agreement"]) if baseline else "",
+        "report": str(output / REPORT_JSON),
+    }
     endpoints = [("endpoint", params.url), ("baseline-endpoint", params.baseline_url)]
-    ctx.write_lineage(
+    record = decision_records.write(
+        recorder,
         output,
+        ctx.step,
+        ctx.params,
+        ctx.started,
         inputs=[
             Artifact("golden", golden.uri, golden.digest),
             *(Artifact(name, url, "") for name, url in endpoints if url),
@@ -357,7 +379,9 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
             Artifact(name, (output / name).resolve().as_uri(), sha256_file(output / name))
             for name in (REPORT_JSON, REPORT_MARKDOWN)
         ],
+        decided=decision_records.decision(results, output / REPORT_JSON),
     )
+    decision_records.attach(recorder, record, ctx.log)  # a verdict not on record decides nothing
     ctx.log.info("verdict: %s (report %s)", "passed" if passed else "failed", output / REPORT_JSON)
     if not passed and params.fail_on_mismatch:
         raise GoldenMismatch(
@@ -365,11 +389,4 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
             f"{_text(verdict['agreement'])} is below min-agreement {_text(params.min_agreement)} "
             f"(rows listed in {output / REPORT_MARKDOWN})"
         )
-    return {
-        "passed": "true" if passed else "false",
-        "agreement": _text(verdict["agreement"]),
-        "rows": str(len(golden.rows)),
-        "disagreements": str(verdict["disagreements"]),
-        "baseline-agreement": _text(report["baseline"]["agreement"]) if baseline else "",
-        "report": str(output / REPORT_JSON),
-    }
+    return results

@@ -10,8 +10,9 @@ Everything the params can get wrong exits 2 before anything is read; a deploymen
 records that are not there, records that are not the router's, and too few of them exit
 1 with one line, and nothing is written. The lineage record goes beside the reports,
 ``<output>/.mlops/lineage/check-mirror.intoto.json``: the records (the sha256 of the bytes
-judged) in, the two reports out. It is written whatever the verdict, before a failing
-check fails the step.
+judged) in, the two reports out, the decision (the results) as a byproduct. It is written
+whatever the verdict, before a failing check fails the step; with ``model-uri`` it is signed
+and attached beside the stored model as :mod:`tekton_mlops.lineage_store.decisions` says.
 
 Example::
 
@@ -56,6 +57,12 @@ class Params:
     max_latency_ratio: float
     output: str
     fail_on_mismatch: bool
+    model_uri: str
+    signing_key: str
+    endpoint_url: str
+    addressing_style: str
+    registry_auth: str
+    insecure_registry: bool
 
 
 class MirrorMismatch(MlopsError):
@@ -237,12 +244,14 @@ def _text(number: float | None) -> str:
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
+    from tekton_mlops.lineage_store import decisions as decision_records
     from tekton_mlops.steps.check_mirror_report import markdown
     from tekton_mlops.storage.publish import atomic_write_text, check_writable_directory
 
     _check_combination(params)
     output = Path(params.output)
     check_writable_directory(output)  # before the wait: a report that cannot be written
+    recorder = decision_records.prepare(params)  # the key and the stored model, before the wait
     source = _source(params)
     reading = _wait(params, source, ctx)
     checks = _checks(params, reading.summary)
@@ -264,23 +273,30 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     }  # fmt: skip
     atomic_write_text(output / REPORT_JSON, json.dumps(report, indent=2, sort_keys=True) + "\n")
     atomic_write_text(output / REPORT_MARKDOWN, markdown(report))
-    ctx.write_lineage(
-        output,
-        inputs=[Artifact("mirror-records", report["records"]["uri"], reading.digest)],
-        outputs=[
-            Artifact(name, (output / name).resolve().as_uri(), sha256_file(output / name))
-            for name in (REPORT_JSON, REPORT_MARKDOWN)
-        ],
-    )
-    ctx.log.info("verdict: %s (report %s)", "passed" if passed else "failed", output / REPORT_JSON)
-    if not passed and params.fail_on_mismatch:
-        failed = "; ".join(c.describe() for c in checks if not c.passed)
-        raise MirrorMismatch(f"mirrored version {reading.version} failed: {failed}")
     summary = reading.summary
-    return {
+    results: dict[str, ResultValue] = {
         "passed": "true" if passed else "false",
         "agreement": _text(summary["agreement_rate"]),
         "requests": str(summary["requests"]),
         "mirror-error-rate": _text(summary["mirror_error_rate"]),
         "summary": json.dumps(compact(reading), separators=(",", ":"), sort_keys=True),
     }
+    record = decision_records.write(
+        recorder,
+        output,
+        ctx.step,
+        ctx.params,
+        ctx.started,
+        inputs=[Artifact("mirror-records", report["records"]["uri"], reading.digest)],
+        outputs=[
+            Artifact(name, (output / name).resolve().as_uri(), sha256_file(output / name))
+            for name in (REPORT_JSON, REPORT_MARKDOWN)
+        ],
+        decided=decision_records.decision(results, output / REPORT_JSON),
+    )
+    decision_records.attach(recorder, record, ctx.log)  # a verdict not on record decides nothing
+    ctx.log.info("verdict: %s (report %s)", "passed" if passed else "failed", output / REPORT_JSON)
+    if not passed and params.fail_on_mismatch:
+        failed = "; ".join(c.describe() for c in checks if not c.passed)
+        raise MirrorMismatch(f"mirrored version {reading.version} failed: {failed}")
+    return results

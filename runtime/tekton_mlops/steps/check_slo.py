@@ -18,8 +18,9 @@ are found before the first inference request: exit 2, nothing written.
 
 The lineage record goes beside the reports, ``<output>/.mlops/lineage/check-slo.intoto.json``:
 the endpoints (by URL; an endpoint has no digest), the sha256 of the request body and the
-dataset's digest in, the two reports out. It is written whatever the verdict, before a
-failing SLO fails the step.
+dataset's digest in, the two reports out, the decision (the results) as a byproduct. It is
+written whatever the verdict, before a failing SLO fails the step; with ``model-uri`` it is
+signed and attached beside the stored model as :mod:`tekton_mlops.lineage_store.decisions` says.
 """
 
 from __future__ import annotations
@@ -70,6 +71,12 @@ class Params:
     model_metric: str
     output: str
     fail_on_slo: bool
+    model_uri: str
+    signing_key: str
+    endpoint_url: str
+    addressing_style: str
+    registry_auth: str
+    insecure_registry: bool
 
 
 class SloNotMet(MlopsError):
@@ -281,6 +288,7 @@ def _report(
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
+    from tekton_mlops.lineage_store import decisions as decision_records
     from tekton_mlops.serving.load import infer_path
     from tekton_mlops.steps.check_slo_report import markdown
     from tekton_mlops.steps.check_slo_rows import prepare
@@ -289,6 +297,7 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     _check_combinations(params)
     output = Path(params.output)
     check_writable_directory(output)  # before the load: a report that cannot be written fails first
+    recorder = decision_records.prepare(params)  # the key and the stored model, before the load
     versions = _versions(params)
     labelled = None
     if params.dataset:  # every problem with the rows exits 2 here, before any load
@@ -317,8 +326,25 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     else:
         endpoints = [("endpoint", params.url), ("baseline-endpoint", params.baseline_url)]
     request = hashlib.sha256(body).hexdigest()
-    ctx.write_lineage(
+    # A/B/n: the winner's figures (none without a winner); otherwise the candidate's.
+    summary = (
+        next((s.measured for s in sides if s.name == winner), {})
+        if params.endpoints
+        else sides[0].measured
+    )
+    results: dict[str, ResultValue] = {
+        "passed": "true" if passed else "false",
+        "summary": json.dumps(summary, separators=(",", ":"), sort_keys=True),
+        "report": str(output / REPORT_JSON),
+        "winner": winner,
+        "winner-reason": reason,
+    }
+    record = decision_records.write(
+        recorder,
         output,
+        ctx.step,
+        ctx.params,
+        ctx.started,
         inputs=[
             *(Artifact(name, url, "") for name, url in endpoints if url),
             Artifact("request", versions[0][1].rstrip("/") + infer_path(params.model), request),
@@ -328,7 +354,9 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
             Artifact(name, (output / name).resolve().as_uri(), sha256_file(output / name))
             for name in (REPORT_JSON, REPORT_MARKDOWN)
         ],
+        decided=decision_records.decision(results, output / REPORT_JSON),
     )
+    decision_records.attach(recorder, record, ctx.log)  # a verdict not on record decides nothing
     ctx.log.info("verdict: %s (report %s)", "passed" if passed else "failed", output / REPORT_JSON)
     if not passed and params.fail_on_slo:
         judged = sides if params.endpoints else sides[:1]
@@ -339,16 +367,4 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
             if not c.passed
         ]
         raise SloNotMet("SLOs not met: " + "; ".join(failed))
-    # A/B/n: the winner's figures (none without a winner); otherwise the candidate's.
-    summary = (
-        next((s.measured for s in sides if s.name == winner), {})
-        if params.endpoints
-        else sides[0].measured
-    )
-    return {
-        "passed": "true" if passed else "false",
-        "summary": json.dumps(summary, separators=(",", ":"), sort_keys=True),
-        "report": str(output / REPORT_JSON),
-        "winner": winner,
-        "winner-reason": reason,
-    }
+    return results

@@ -1,4 +1,11 @@
-"""detect-drift: current data against the data a model was trained on, column by column."""
+"""detect-drift: current data against the data a model was trained on, column by column.
+
+The lineage record goes with the reports, ``<output>/.mlops/lineage/detect-drift.intoto.json``:
+the model, the reference and the current data (their digests) in, the report files out, the
+decision (the results) as a byproduct. It is written whatever the verdict, before drift fails
+the step; with ``model-uri`` it is signed and attached beside the stored model as
+:mod:`tekton_mlops.lineage_store.decisions` says.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +53,12 @@ class Params:
     current_digest: str
     fail_on_drift: bool
     overwrite: bool
+    model_uri: str
+    signing_key: str
+    endpoint_url: str
+    addressing_style: str
+    registry_auth: str
+    insecure_registry: bool
 
 
 class DriftDetected(MlopsError):
@@ -157,6 +170,7 @@ def _result_bytes(text: str) -> int:
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
+    from tekton_mlops.lineage_store import decisions as decision_records
     from tekton_mlops.ml import training_data
     from tekton_mlops.ml.column_arrays import read_columns
     from tekton_mlops.ml.columns import NUMERIC
@@ -167,6 +181,7 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     options = _options(params)
     output = Path(params.output)
     check_destination(output, params.overwrite)
+    recorder = decision_records.prepare(params)  # the key and the stored model, before any data
     model_dir = Path(params.model_path)
     metadata, _, model_digest = load_model_dir(model_dir, params.model_digest)
     names = list(metadata["feature_names"])
@@ -221,13 +236,25 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         },
     }
     document = report_json(drift, options, inputs)
+    share = document["drifted_share"]
     with staged_directory(output, overwrite=params.overwrite) as stage:
         (stage / REPORT_JSON).write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
         (stage / REPORT_HTML).write_text(render(document, drift), encoding="utf-8")
         manifest = build_manifest(stage)
         write_manifest(stage, manifest)
-        ctx.write_lineage(
+        results: dict[str, ResultValue] = {
+            "drifted": "true" if drift.drifted else "false",
+            "drifted-share": json.dumps(share),
+            "drifted-columns": drifted_columns(drifted, len(drift.columns)),
+            "report": str(output / REPORT_JSON),
+            "report-digest": manifest.root,
+        }
+        staged = decision_records.write(
+            recorder,
             stage,
+            ctx.step,
+            ctx.params,
+            ctx.started,
             inputs=[
                 Artifact("model", inputs["model"]["uri"], model_digest),
                 Artifact("reference", reference.uri, trained_on.digest),
@@ -240,9 +267,11 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
                 ),
                 Artifact("drift-report", output.resolve().as_uri(), manifest.root_hex),
             ],
+            decided=decision_records.decision(results, output / REPORT_JSON),
         )
+    # Attached once the reports are in place: a decision never names a report not there.
+    decision_records.attach(recorder, output / staged.relative_to(stage), ctx.log)
 
-    share = document["drifted_share"]
     ctx.log.info(
         "%s: %d of %d columns drifted (share %s, drift-share %s)%s",
         "drift detected" if drift.drifted else "no drift",
@@ -257,10 +286,4 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
             f"drift detected: {len(drifted)} of {len(drift.columns)} columns drifted "
             f"(share {share} >= drift-share {params.drift_share}); see {output / REPORT_JSON}"
         )
-    return {
-        "drifted": "true" if drift.drifted else "false",
-        "drifted-share": json.dumps(share),
-        "drifted-columns": drifted_columns(drifted, len(drift.columns)),
-        "report": str(output / REPORT_JSON),
-        "report-digest": manifest.root,
-    }
+    return results
