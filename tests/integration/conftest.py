@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from tekton_mlops.ml import study_storage
@@ -17,3 +20,17 @@ def no_shared_study_storage(monkeypatch: pytest.MonkeyPatch) -> None:
         study_storage.ENV_STUDY_DIR,
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[Path]:
+    """A deployments folder (deploy-model's state-dir); every server and router started
+    in it, whatever the strategy, is stopped afterwards."""
+    folder = tmp_path / "deployments"
+    yield folder
+    from tekton_mlops.deploy import local, local_routes
+
+    for name in folder.iterdir() if folder.is_dir() else []:
+        local_routes.stop(folder, name.name)
+        for which in (local.CANARY, local.STABLE):
+            local.stop(local.slot(folder, name.name, which))

@@ -10,17 +10,18 @@ tree and JSON of `lineage show` against the public key, and its exit code and me
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from tekton_mlops.cli import main
 from tests.conftest import KeyPair, refused_url
+from tests.integration.tampering import rewritten
 from tests.integration.test_serving import Server
 
 pytestmark = pytest.mark.integration
@@ -194,12 +195,12 @@ def test_without_a_key_the_decision_is_attached_unsigned(built, datasets, keys, 
 
 def forged(bundle: bytes) -> bytes:
     """The bundle with its decision changed (passed false) and the signature kept."""
-    document = json.loads(bundle)
-    statement = json.loads(base64.b64decode(document["dsseEnvelope"]["payload"]))
-    (decision,) = statement["predicate"]["runDetails"]["byproducts"]
-    decision["annotations"]["passed"] = "false"
-    document["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-    return json.dumps(document).encode()
+
+    def failed(statement: dict[str, Any]) -> None:
+        (decision,) = statement["predicate"]["runDetails"]["byproducts"]
+        decision["annotations"]["passed"] = "false"
+
+    return rewritten(bundle, failed)
 
 
 def test_a_tampered_decision_fails_lineage_show_naming_it(built, datasets, keys, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -69,17 +69,6 @@ def lineage(folder: Path, step: str) -> dict:  # type: ignore[type-arg]
     return record  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "deployments"
-    yield folder
-    from tekton_mlops.deploy import local
-
-    for name in folder.iterdir() if folder.is_dir() else []:
-        for which in (local.CANARY, local.STABLE):
-            local.stop(local.slot(folder, name.name, which))
-
-
 def deploy_local(run_step, model: Path, keys: KeyPair | None, state: Path, *extra: str):  # type: ignore[no-untyped-def]
     key = [f"--public-key={keys.public}"] if keys else []
     return run_step(

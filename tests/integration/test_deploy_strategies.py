@@ -34,18 +34,6 @@ def models(datasets, keys, tmp_path_factory) -> dict[str, Path]:  # type: ignore
     return made
 
 
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "deployments"
-    yield folder
-    from tekton_mlops.deploy import local, local_routes
-
-    for name in folder.iterdir() if folder.is_dir() else []:
-        local_routes.stop(folder, name.name)
-        for which in (local.CANARY, local.STABLE):
-            local.stop(local.slot(folder, name.name, which))
-
-
 def deploy(run_step, state: Path, *args: str):  # type: ignore[no-untyped-def]
     return run_step(
         "deploy-model", "--target=local", "--name=iris", f"--state-dir={state}", *args

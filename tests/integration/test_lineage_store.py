@@ -8,7 +8,6 @@ trained, evaluated and signed; breast cancer fetched and trained directly, then 
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 from dataclasses import dataclass
@@ -19,11 +18,11 @@ from click.testing import CliRunner, Result
 
 from tekton_mlops.cli import main
 from tests.conftest import KeyPair
+from tests.integration.tampering import INDEX, forged, swap_referrer
 
 pytestmark = pytest.mark.integration
 
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-INDEX = "application/vnd.oci.image.index.v1+json"
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 RUN_ENV = {
     "TEKTON_MLOPS_SOURCE_URL": "https://git.example/ml/models",
@@ -117,15 +116,6 @@ def assert_back_to_the_data(text: str, built: Built) -> None:
     assert "NOT VERIFIED" not in text
 
 
-def forged(bundle: bytes) -> bytes:
-    """The bundle with its statement changed (another estimator) and the signature kept."""
-    document = json.loads(bundle)
-    statement = json.loads(base64.b64decode(document["dsseEnvelope"]["payload"]))
-    statement["predicate"]["buildDefinition"]["externalParameters"]["params"]["estimator"] = "x"
-    document["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-    return json.dumps(document).encode()
-
-
 # OCI -----------------------------------------------------------------------------------------
 
 
@@ -196,24 +186,8 @@ def test_oci_show_verifies_and_draws_the_lineage(registry, built, keys, tmp_path
 
 
 def test_oci_tampered_referrer_fails_naming_it(registry, built, keys, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tekton_mlops.storage.oci import Registry
-
     uri = push(copy_of(built["iris"].model, tmp_path), f"oci://{registry}/lineage/tamper:1")
-    digest = uri.rpartition("@")[2]
-    client = Registry(registry)
-    tag = digest.replace(":", "-")
-    index = json.loads(client.find_manifest("lineage/tamper", tag, INDEX)[0])  # type: ignore[index]
-    step_of = "dev.tekton-mlops.lineage.step"
-    genuine = next(d for d in index["manifests"] if d["annotations"][step_of] == "train-model")
-    manifest, _ = client.manifest("lineage/tamper", genuine["digest"])
-    layer = manifest["layers"][0]
-    bundle = forged(client.blob("lineage/tamper", layer["digest"]))
-    manifest["layers"][0] = {**layer, "digest": client.push_blob("lineage/tamper", bundle),
-                             "size": len(bundle)}  # fmt: skip
-    replaced = client.push_manifest("lineage/tamper", "", manifest)
-    index["manifests"] = [{**d, "digest": replaced} if d is genuine else d
-                          for d in index["manifests"]]  # fmt: skip
-    client.push_manifest("lineage/tamper", tag, index)
+    replaced = swap_referrer(registry, "lineage/tamper", uri)
 
     shown = show(uri, keys)
     assert shown.exit_code == 1

@@ -33,19 +33,6 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         yield server
 
 
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[Path]:
-    """The deployments folder; every server started in it is stopped afterwards."""
-    folder = tmp_path / "deployments"
-    yield folder
-    from tekton_mlops.deploy import local, local_routes
-
-    for name in folder.iterdir() if folder.is_dir() else []:
-        local_routes.stop(folder, name.name)
-        for which in (local.CANARY, local.STABLE):
-            local.stop(local.slot(folder, name.name, which))
-
-
 def deploy(run_step, state: Path, name: str, uri: str, keys: KeyPair, *extra: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
     done = run_step("deploy-model", "--target=local", f"--name={name}", f"--model-uri={uri}",
                     f"--public-key={keys.public}", f"--state-dir={state}", *extra)  # fmt: skip

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,17 +123,6 @@ def sample_model(datasets, tmp_path_factory) -> bytes:  # type: ignore[no-untype
     assert prepared.exit_code == 0, prepared.output
     run_training_step(root / "work")
     return (root / "work" / "model" / "model.onnx").read_bytes()
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "deployments"
-    yield folder
-    from tekton_mlops.deploy import local
-
-    for name in folder.iterdir() if folder.is_dir() else []:
-        for which in (local.CANARY, local.STABLE):
-            local.stop(local.slot(folder, name.name, which))
 
 
 def infer(url: str, rows: list[list[float]]) -> dict[str, list[Any]]:

@@ -8,7 +8,6 @@ names the pinned image it ran from (TEKTON_MLOPS_IMAGE).
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 from pathlib import Path
@@ -19,10 +18,10 @@ from click.testing import CliRunner
 
 from tekton_mlops.cli import main
 from tests.conftest import KeyPair
+from tests.integration.tampering import forged, swap_referrer
 
 pytestmark = pytest.mark.integration
 
-INDEX = "application/vnd.oci.image.index.v1+json"
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 DIGEST = "sha256:" + "c" * 64
 RUN_ENV = {
@@ -76,15 +75,6 @@ def verify(run_step, keys: KeyPair, out: Path, *args: str):  # type: ignore[no-u
 def read_report(out: Path) -> dict[str, Any]:
     found: dict[str, Any] = json.loads((out / "policy-report.json").read_text())
     return found
-
-
-def forged(bundle: bytes) -> bytes:
-    """The bundle with its statement changed (another estimator), the signature kept."""
-    document = json.loads(bundle)
-    statement = json.loads(base64.b64decode(document["dsseEnvelope"]["payload"]))
-    statement["predicate"]["buildDefinition"]["externalParameters"]["params"]["estimator"] = "x"
-    document["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-    return json.dumps(document).encode()
 
 
 def test_folder_store_passes_and_the_decision_has_its_lineage(model, datasets, keys, run_step,
@@ -154,24 +144,8 @@ def test_oci_model_a_failing_rule_names_itself(model, datasets, keys, registry, 
 
 
 def test_oci_tampered_referrer_fails_naming_it(model, keys, registry, run_step, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tekton_mlops.storage.oci import Registry
-
     uri = push(copy_of(model, tmp_path), f"oci://{registry}/policy/tamper:1")
-    digest = uri.rpartition("@")[2]
-    client = Registry(registry)
-    tag = digest.replace(":", "-")
-    index = json.loads(client.find_manifest("policy/tamper", tag, INDEX)[0])  # type: ignore[index]
-    step_of = "dev.tekton-mlops.lineage.step"
-    genuine = next(d for d in index["manifests"] if d["annotations"][step_of] == "train-model")
-    manifest, _ = client.manifest("policy/tamper", genuine["digest"])
-    layer = manifest["layers"][0]
-    bundle = forged(client.blob("policy/tamper", layer["digest"]))
-    manifest["layers"][0] = {**layer, "digest": client.push_blob("policy/tamper", bundle),
-                             "size": len(bundle)}  # fmt: skip
-    replaced = client.push_manifest("policy/tamper", "", manifest)
-    index["manifests"] = [{**d, "digest": replaced} if d is genuine else d
-                          for d in index["manifests"]]  # fmt: skip
-    client.push_manifest("policy/tamper", tag, index)
+    replaced = swap_referrer(registry, "policy/tamper", uri)
 
     out = tmp_path / "report"
     done = verify(run_step, keys, out, f"--model-uri={uri}")

@@ -46,6 +46,8 @@ from tekton_mlops.storage.fetch import FetchOptions
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 
+    from tekton_mlops.contract import StepContext
+
 #: The byproduct of a check's record that holds its decision.
 DECISION = "decision"
 #: Results that are not part of the decision: where this pod wrote the report (a subject).
@@ -186,3 +188,25 @@ def attach(recorder: Recorder, attestation: Path, log: logging.Logger) -> list[s
         ) from None
     log.info("decision %s attached: %s", "signed" if recorder.key else "unsigned", ", ".join(where))
     return where
+
+
+def settle(
+    recorder: Recorder,
+    output: Path,
+    ctx: StepContext,
+    inputs: Sequence[Artifact],
+    reports: Sequence[str],
+    results: Mapping[str, Any],
+) -> list[str]:
+    """The usual end of a check: its record (the reports in ``output`` out, the decision
+    read from the first report and ``results``) written, signed and attached."""
+    from tekton_mlops.digests import sha256_file
+
+    outputs = [
+        Artifact(n, (output / n).resolve().as_uri(), sha256_file(output / n)) for n in reports
+    ]
+    record = write(
+        recorder, output, ctx.step, ctx.params, ctx.started, inputs, outputs,
+        decision(results, output / reports[0]),
+    )  # fmt: skip
+    return attach(recorder, record, ctx.log)  # a verdict not on record decides nothing

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from tekton_mlops.contract import StepContext
-from tekton_mlops.digests import sha256_file
 from tekton_mlops.errors import MlopsError, ParameterError, Violation
 from tekton_mlops.lineage import Artifact
 from tekton_mlops.results import ResultValue
@@ -365,23 +364,17 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         "report": str(output / REPORT_JSON),
     }
     endpoints = [("endpoint", params.url), ("baseline-endpoint", params.baseline_url)]
-    record = decision_records.write(
+    decision_records.settle(
         recorder,
         output,
-        ctx.step,
-        ctx.params,
-        ctx.started,
+        ctx,
         inputs=[
             Artifact("golden", golden.uri, golden.digest),
             *(Artifact(name, url, "") for name, url in endpoints if url),
         ],
-        outputs=[
-            Artifact(name, (output / name).resolve().as_uri(), sha256_file(output / name))
-            for name in (REPORT_JSON, REPORT_MARKDOWN)
-        ],
-        decided=decision_records.decision(results, output / REPORT_JSON),
+        reports=(REPORT_JSON, REPORT_MARKDOWN),
+        results=results,
     )
-    decision_records.attach(recorder, record, ctx.log)  # a verdict not on record decides nothing
     ctx.log.info("verdict: %s (report %s)", "passed" if passed else "failed", output / REPORT_JSON)
     if not passed and params.fail_on_mismatch:
         raise GoldenMismatch(

@@ -31,7 +31,6 @@ from typing import Any
 
 from tekton_mlops.conditions import Check, check
 from tekton_mlops.contract import StepContext
-from tekton_mlops.digests import sha256_file
 from tekton_mlops.errors import DataError, MlopsError, ParameterError, Violation
 from tekton_mlops.lineage import Artifact
 from tekton_mlops.results import ResultValue
@@ -281,20 +280,14 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         "mirror-error-rate": _text(summary["mirror_error_rate"]),
         "summary": json.dumps(compact(reading), separators=(",", ":"), sort_keys=True),
     }
-    record = decision_records.write(
+    decision_records.settle(
         recorder,
         output,
-        ctx.step,
-        ctx.params,
-        ctx.started,
+        ctx,
         inputs=[Artifact("mirror-records", report["records"]["uri"], reading.digest)],
-        outputs=[
-            Artifact(name, (output / name).resolve().as_uri(), sha256_file(output / name))
-            for name in (REPORT_JSON, REPORT_MARKDOWN)
-        ],
-        decided=decision_records.decision(results, output / REPORT_JSON),
+        reports=(REPORT_JSON, REPORT_MARKDOWN),
+        results=results,
     )
-    decision_records.attach(recorder, record, ctx.log)  # a verdict not on record decides nothing
     ctx.log.info("verdict: %s (report %s)", "passed" if passed else "failed", output / REPORT_JSON)
     if not passed and params.fail_on_mismatch:
         failed = "; ".join(c.describe() for c in checks if not c.passed)

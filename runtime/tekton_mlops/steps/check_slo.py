@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 from tekton_mlops.conditions import Check, check
 from tekton_mlops.contract import StepContext
-from tekton_mlops.digests import sha256_file
 from tekton_mlops.errors import MlopsError, ParameterError, Violation
 from tekton_mlops.lineage import Artifact
 from tekton_mlops.results import ResultValue
@@ -339,24 +338,18 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         "winner": winner,
         "winner-reason": reason,
     }
-    record = decision_records.write(
+    decision_records.settle(
         recorder,
         output,
-        ctx.step,
-        ctx.params,
-        ctx.started,
+        ctx,
         inputs=[
             *(Artifact(name, url, "") for name, url in endpoints if url),
             Artifact("request", versions[0][1].rstrip("/") + infer_path(params.model), request),
             *([Artifact("dataset", labelled.uri, labelled.digest)] if labelled else []),
         ],
-        outputs=[
-            Artifact(name, (output / name).resolve().as_uri(), sha256_file(output / name))
-            for name in (REPORT_JSON, REPORT_MARKDOWN)
-        ],
-        decided=decision_records.decision(results, output / REPORT_JSON),
+        reports=(REPORT_JSON, REPORT_MARKDOWN),
+        results=results,
     )
-    decision_records.attach(recorder, record, ctx.log)  # a verdict not on record decides nothing
     ctx.log.info("verdict: %s (report %s)", "passed" if passed else "failed", output / REPORT_JSON)
     if not passed and params.fail_on_slo:
         judged = sides if params.endpoints else sides[:1]

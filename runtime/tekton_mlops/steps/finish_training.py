@@ -17,23 +17,8 @@ from tekton_mlops.storage.publish import check_destination, staged_directory
 
 
 @dataclass(frozen=True)
-class Params:
-    data: str
+class Params(train_custom.Settings):
     output: str
-    target_column: str
-    image: str
-    command: list[str]
-    args: list[str]
-    format: str
-    check_rows: int
-    min_bytes: int
-    max_bytes: int
-    max_files: int
-    data_digest: str
-    work_dir: str
-    overwrite: bool
-    source_url: str
-    source_revision: str
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:

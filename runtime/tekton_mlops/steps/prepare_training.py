@@ -25,24 +25,8 @@ _CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
-class Params:
-    """finish-training's params: all are checked here, before the training runs."""
-
-    data: str
-    target_column: str
-    image: str
-    command: list[str]
-    args: list[str]
-    format: str
-    check_rows: int
-    min_bytes: int
-    max_bytes: int
-    max_files: int
-    data_digest: str
-    work_dir: str
-    overwrite: bool
-    source_url: str
-    source_revision: str
+class Params(train_custom.Settings):
+    """finish-training's params but its output: all are checked here, before training."""
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:

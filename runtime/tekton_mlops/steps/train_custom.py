@@ -20,9 +20,33 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tekton_mlops.errors import ParameterError, Violation
 from tekton_mlops.lineage import Artifact
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The params both runtime steps of train-custom read: one Task, one set of params,
+    all checked by the first step before the user's training runs."""
+
+    data: str
+    target_column: str
+    image: str
+    command: list[str]
+    args: list[str]
+    format: str
+    check_rows: int
+    min_bytes: int
+    max_bytes: int
+    max_files: int
+    data_digest: str
+    work_dir: str
+    overwrite: bool
+    source_url: str
+    source_revision: str
+
 
 DATA_DIR = "data"
 CSV_NAME = "dataset.csv"
