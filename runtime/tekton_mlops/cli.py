@@ -36,6 +36,7 @@ TOOL_COMMANDS: dict[str, str] = {
     "keys": "tekton_mlops.keys:keys",
     "kfp": "tekton_mlops.kfp.cli:kfp",
     "route": "tekton_mlops.serving.route_cli:route",
+    "log-sink": "tekton_mlops.serving.sink_cli:log_sink",
     "lineage": "tekton_mlops.lineage_store.cli:lineage",
 }
 

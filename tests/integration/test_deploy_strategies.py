@@ -265,3 +265,113 @@ def test_kserve_refuses_sticky_routing_before_any_write(run_step, kube, tmp_path
     assert refused.exit_code == 2, refused.output
     assert "sticky-header" in refused.output
     assert double.applied == []
+
+
+# --- payload logging on kserve (the pairs check-mirror judges), through the API double -----
+
+SINK = "http://log-sink.models.svc.cluster.local"
+LOGGER = {"mode": "all", "url": SINK, "metadataHeaders": ["X-Request-Id"]}
+RAW = "--deployment-mode=RawDeployment"
+
+
+@pytest.fixture
+def quick_kube(tmp_path: Path) -> Iterator[tuple[KubeApiDouble, Path]]:
+    """The double, its InferenceServices Ready on the first read: these tests wait less."""
+    double = KubeApiDouble(ready_after_reads=1).start()
+    yield double, double.kubeconfig(tmp_path)
+    double.stop()
+
+
+def stored(double: KubeApiDouble, name: str) -> dict:  # type: ignore[type-arg]
+    found = double.get("inferenceservices", "models", name)
+    assert found is not None, name
+    return found
+
+
+def test_kserve_mirror_logs_the_payloads_of_both_versions(run_step, quick_kube, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.kube_api_double import crd_violations
+
+    double, kubeconfig = quick_kube
+    blue = kserve(run_step, kubeconfig, tmp_path, "--model-uri=s3://models/iris/sha256-1/",
+                  "--strategy=blue-green", RAW)  # fmt: skip
+    assert blue.exit_code == 0, blue.output
+    live_spec = stored(double, "iris-blue")["spec"]
+    assert "logger" not in live_spec["predictor"]  # deployed before payload logging
+
+    green = kserve(run_step, kubeconfig, tmp_path, "--model-uri=s3://models/iris/sha256-2/",
+                   "--strategy=mirror", RAW, f"--payload-log-url={SINK}")  # fmt: skip
+    assert green.exit_code == 0, green.output
+    # Both sides of every mirrored request are logged: the live version got the logger and
+    # nothing else, in one apply before the candidate; the route came last.
+    assert stored(double, "iris-green")["spec"]["predictor"]["logger"] == LOGGER
+    live_after = stored(double, "iris-blue")
+    assert live_after["spec"] == {
+        "predictor": {**live_spec["predictor"], "logger": LOGGER}
+    }  # fmt: skip
+    assert live_after["metadata"]["generation"] == 2
+    assert [(d["kind"], d["metadata"]["name"]) for d in double.applied[-3:]] == [
+        ("InferenceService", "iris-blue"),
+        ("InferenceService", "iris-green"),
+        ("VirtualService", "iris"),
+    ]
+    # Valid against the carried KServe v0.20.0 CRD schema, which the double enforced on apply
+    # and which refuses a logger field it does not have.
+    assert double.rejected == []
+    for document in double.applied:
+        assert crd_violations(document) == []
+    wrong = json.loads(json.dumps(double.applied[-2]))
+    wrong["spec"]["predictor"]["logger"]["headers"] = ["X-Request-Id"]
+    assert crd_violations(wrong) != []
+
+    # The next candidate finds the live version logging: it is not applied again.
+    rolled = kserve(run_step, kubeconfig, tmp_path, "--strategy=mirror", "--rollback",
+                    "--version=green")  # fmt: skip
+    assert rolled.exit_code == 0, rolled.output
+    applied = len(double.applied)
+    again = kserve(run_step, kubeconfig, tmp_path, "--model-uri=s3://models/iris/sha256-3/",
+                   "--strategy=mirror", RAW, f"--payload-log-url={SINK}")  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert [d["metadata"]["name"] for d in double.applied[applied:]] == ["iris-green", "iris"]
+    assert stored(double, "iris-blue")["metadata"]["generation"] == 2
+
+
+def test_kserve_versions_and_canaries_log_when_asked(run_step, quick_kube, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    double, kubeconfig = quick_kube
+    first = kserve(run_step, kubeconfig, tmp_path, "--model-uri=s3://models/iris/sha256-1/",
+                   "--strategy=blue-green", f"--payload-log-url={SINK}")  # fmt: skip
+    assert first.exit_code == 0, first.output
+    assert stored(double, "iris-blue")["spec"]["predictor"]["logger"] == LOGGER
+    canary = run_step(
+        "deploy-model", "--target=kserve", "--name=wine", "--namespace=models",
+        f"--kubeconfig={kubeconfig}", "--timeout=5", f"--state-dir={tmp_path / 'records'}",
+        "--allow-unverified", "--model-uri=s3://models/wine/sha256-1/",
+        f"--payload-log-url={SINK}",
+    )  # fmt: skip
+    assert canary.exit_code == 0, canary.output
+    assert stored(double, "wine")["spec"]["predictor"]["logger"] == LOGGER
+    without = kserve(run_step, kubeconfig, tmp_path, "--model-uri=s3://models/iris/sha256-2/",
+                     "--strategy=blue-green")  # fmt: skip
+    assert without.exit_code == 0, without.output
+    assert "logger" not in stored(double, "iris-green")["spec"]["predictor"]  # as before
+    assert double.rejected == []
+
+
+@pytest.mark.parametrize(
+    ("args", "rule"),
+    [
+        (["--target=local", "--model-uri=file:///models/iris"], "applies to the kserve target"),
+        (["--strategy=blue-green", "--promote"], "applies to a deploy (model-uri), not promote"),
+        (["--model-uri=s3://models/iris/sha256-1/", "--payload-log-url=log-sink:80"],
+         "must be an http:// or https:// URL"),
+    ],
+)  # fmt: skip
+def test_payload_log_url_where_it_cannot_apply_exits_2(  # type: ignore[no-untyped-def]
+    run_step, quick_kube, tmp_path, args, rule
+) -> None:
+    double, kubeconfig = quick_kube
+    refused = kserve(run_step, kubeconfig, tmp_path, f"--payload-log-url={SINK}", *args)
+    assert refused.exit_code == 2, refused.output
+    assert "--payload-log-url=" in refused.output
+    assert rule in refused.output
+    assert double.writes == []
+    assert not (tmp_path / "records").exists()

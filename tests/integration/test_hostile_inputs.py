@@ -217,6 +217,10 @@ CASES = [
         lambda p, s: [f"--records={p}", "--name=iris", f"--output={s.out}"],
     ),
     Case(
+        "check-mirror", "payload-logs",
+        lambda p, s: [f"--payload-logs={p}", "--name=iris", "--version=v2", f"--output={s.out}"],
+    ),
+    Case(
         "check-mirror", "output",
         # The records are not read before the report folder is found writable.
         lambda p, s: [f"--records={s.data}", "--name=iris", f"--output={p}"],

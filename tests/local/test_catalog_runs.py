@@ -301,7 +301,7 @@ def test_pipeline_signs_and_pushes_nothing_that_failed_its_thresholds(  # type: 
     assert run.results["passed"] == "false"
     assert set(run.skipped) == {
         "sign-model", "verify-model", "push-model",
-        "deploy-model", "check-slo", "promote-model", "rollback-model",
+        "deploy-model", "check-slo", "approve-promotion", "promote-model", "rollback-model",
     }  # fmt: skip
     assert "signed-digest" not in run.results
     assert "model-uri" not in run.results
@@ -319,7 +319,9 @@ def test_pipeline_s3_sample(tekton, s3, s3_server, cluster_secrets, tmp_path) ->
     assert run.exit_code == 0, run.log
     # No deploy-target in this sample: the run ends after the push, Completed with skips.
     assert run.condition["reason"] == "Completed"
-    assert set(run.skipped) == {"deploy-model", "check-slo", "promote-model", "rollback-model"}
+    assert set(run.skipped) == {
+        "deploy-model", "check-slo", "approve-promotion", "promote-model", "rollback-model",
+    }  # fmt: skip
     pushed = run.results["model-uri"].removeprefix("s3://models/")
     listed = s3.list_objects_v2(Bucket="models", Prefix=pushed)["Contents"]
     assert {o["Key"].removeprefix(pushed) for o in listed} >= {"model.onnx", "model.sig"}

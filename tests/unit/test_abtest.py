@@ -239,3 +239,25 @@ def test_the_decision_as_json() -> None:
     assert test["favours"] == "v1"
     assert test["p_value"] == test["adjusted_p"] < 0.01
     assert test["detail"].startswith("median 10")
+
+
+def test_a_significant_but_small_difference_needs_min_effect_to_win() -> None:
+    # 3% apart on 5000 requests each: Mann-Whitney calls it significant beyond doubt.
+    fast, slow = latencies(11, 10.0, 5000), latencies(12, 10.3, 5000)
+    versions = [version("fast", fast), version("slow", slow)]
+    plain = decide(versions, "latency_p50_ms", 0.99, serving_test("latency_p50_ms"))
+    assert plain.winner == "fast"
+    assert plain.tests[0].adjusted_p < 0.01
+    gap = abs(np.median(fast) - np.median(slow)) / np.median(slow)
+    assert 0.01 < gap < 0.05
+    held = decide(versions, "latency_p50_ms", 0.99, serving_test("latency_p50_ms"), 0.05)
+    assert held.winner == ""
+    assert held.reason == (
+        f"fast is best by latency_p50_ms, significantly, but only by {gap:.1%} over slow, "
+        "below min-effect 5.0%"
+    )
+    # A difference beyond min-effect still wins.
+    far = [version("fast", fast), version("slower", latencies(13, 12.0, 5000))]
+    assert (
+        decide(far, "latency_p50_ms", 0.99, serving_test("latency_p50_ms"), 0.05).winner == "fast"
+    )

@@ -453,11 +453,17 @@ def test_abn_equal_endpoints_have_no_winner_and_say_why(  # type: ignore[no-unty
     report = json.loads((tmp_path / "r" / "slo-report.json").read_text())
     (test,) = report["decisions"][0]["tests"]
     best, other = test["versions"]
-    assert done.results["winner-reason"] == (
-        f"not significant: p={test['adjusted_p']:.3g} > 0.001 between {best} and {other} "
-        "(Mann-Whitney U)"
-    )
-    assert "Winner: **none**: not significant" in (tmp_path / "r" / "slo-report.md").read_text()
+    reason = done.results["winner-reason"]
+    # On busy cores two alike endpoints can differ a little, yet significantly: min-effect
+    # (5% by default) is what keeps such a difference from naming a winner.
+    if test["adjusted_p"] > 0.001:
+        assert reason == (
+            f"not significant: p={test['adjusted_p']:.3g} > 0.001 between {best} and {other} "
+            "(Mann-Whitney U)"
+        )
+    else:
+        assert reason.endswith("below min-effect 5.0%"), reason
+    assert f"Winner: **none**: {reason}" in (tmp_path / "r" / "slo-report.md").read_text()
 
 
 def test_abn_a_failing_version_is_reported_and_cannot_win(  # type: ignore[no-untyped-def]

@@ -28,6 +28,10 @@ from tekton_mlops.errors import MlopsError
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 FIELD_MANAGER = "tekton-mlops"
+#: The request header KServe's payload logger copies into each event's ``metadata``: Envoy
+#: keeps it on a mirrored copy, so it pairs a live and a candidate event (check-mirror). In
+#: Go's canonical form, since the agent matches the names given against canonical header keys.
+LOGGED_HEADERS = ("X-Request-Id",)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,12 @@ class Deployment:
     resources: dict[str, Any] = field(default_factory=dict)
     deployment_mode: str = ""  # Serverless, RawDeployment (Standard); empty: the cluster's default
     model_digest: str = ""
+    payload_log_url: str = ""  # where KServe's logger posts requests and responses; empty: none
+
+
+def logger_spec(url: str) -> dict[str, Any]:
+    """``spec.predictor.logger``: every request and 200 response posted to ``url``."""
+    return {"mode": "all", "url": url, "metadataHeaders": list(LOGGED_HEADERS)}
 
 
 def render(deployment: Deployment) -> dict[str, Any]:
@@ -91,6 +101,8 @@ def render(deployment: Deployment) -> dict[str, Any]:
         predictor["serviceAccountName"] = deployment.service_account
     if deployment.canary:
         predictor["canaryTrafficPercent"] = deployment.canary
+    if deployment.payload_log_url:
+        predictor["logger"] = logger_spec(deployment.payload_log_url)
     annotations = {}
     if deployment.deployment_mode:
         annotations["serving.kserve.io/deploymentMode"] = deployment.deployment_mode
@@ -111,15 +123,29 @@ def render(deployment: Deployment) -> dict[str, Any]:
     }
 
 
-def with_traffic(isvc: dict[str, Any], canary: int | None) -> dict[str, Any]:
-    """The same InferenceService with canaryTrafficPercent set, or removed (None)."""
-    updated = {
+def _reapplied(isvc: dict[str, Any]) -> dict[str, Any]:
+    """What of an InferenceService read from the cluster is applied again (no status)."""
+    return {
         "apiVersion": isvc["apiVersion"],
         "kind": isvc["kind"],
         "metadata": {k: isvc["metadata"][k] for k in ("name", "namespace", "labels", "annotations")
                      if k in isvc["metadata"]},
         "spec": copy.deepcopy(isvc["spec"]),
     }  # fmt: skip
+
+
+def with_logger(isvc: dict[str, Any], url: str) -> dict[str, Any] | None:
+    """The same InferenceService logging its payloads to ``url``; None when it already does."""
+    if (isvc.get("spec") or {}).get("predictor", {}).get("logger") == logger_spec(url):
+        return None
+    updated = _reapplied(isvc)
+    updated["spec"]["predictor"]["logger"] = logger_spec(url)
+    return updated
+
+
+def with_traffic(isvc: dict[str, Any], canary: int | None) -> dict[str, Any]:
+    """The same InferenceService with canaryTrafficPercent set, or removed (None)."""
+    updated = _reapplied(isvc)
     predictor = updated["spec"]["predictor"]
     predictor.pop("canaryTrafficPercent", None)
     if canary is not None:

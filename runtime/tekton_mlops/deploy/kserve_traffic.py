@@ -69,6 +69,7 @@ class Target:
     service_account: str = ""
     resources: Mapping[str, Any] = field(default_factory=dict)
     deployment_mode: str = ""  # Serverless, RawDeployment, Standard; empty: the cluster's
+    payload_log_url: str = ""  # every version's payload logger posts here; empty: no logger
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,7 @@ def render_version(target: Target, version: Version) -> dict[str, Any]:
             resources=dict(target.resources),
             deployment_mode=target.deployment_mode,
             model_digest=version.model_digest,
+            payload_log_url=target.payload_log_url,
         )
     )
     isvc["metadata"]["labels"].update(

@@ -200,9 +200,18 @@ def _rank_key(metric: str) -> Callable[[Version], tuple[int, float]]:
 
 
 def decide(
-    versions: Sequence[Version], metric: str, confidence: float, compare: Comparer
+    versions: Sequence[Version],
+    metric: str,
+    confidence: float,
+    compare: Comparer,
+    min_effect: float = 0.0,
 ) -> Decision:
-    """The winner by ``metric`` among the versions that meet their SLOs, or why there is none."""
+    """The winner by ``metric`` among the versions that meet their SLOs, or why there is none.
+
+    With ``min_effect`` a significant difference must also be at least that large, relative
+    to the other version's figure: many requests make a difference too small to matter
+    significant, and queued requests are not quite independent draws.
+    """
     alpha = round(1 - confidence, 12)
     eligible = [v for v in versions if v.meets_slos]
     if not eligible:
@@ -233,6 +242,13 @@ def decide(
                 + (f", {CORRECTION}-adjusted)" if len(tests) > 1 else ")")
             )
         return Decision(metric, confidence, "", reason, tuple(tests))
+    small = _smallest_effect(best, others, metric)
+    if small is not None and small[1] < min_effect:
+        reason = (
+            f"{best.name} is best by {metric}, significantly, but only by {small[1]:.1%} over "
+            f"{small[0]}, below min-effect {min_effect:.1%}"
+        )
+        return Decision(metric, confidence, "", reason, tuple(tests))
     if len(tests) == 1:
         reason = (
             f"{best.name} is better by {metric} than {tests[0].other}: "
@@ -245,3 +261,20 @@ def decide(
             f"{len(tests)} others ({CORRECTION}-adjusted p <= {largest:.3g} <= {alpha:g})"
         )
     return Decision(metric, confidence, best.name, reason, tuple(tests))
+
+
+def _smallest_effect(
+    best: Version, others: Sequence[Version], metric: str
+) -> tuple[str, float] | None:
+    """The other version closest to the best by ``metric``, and how far, relative to it."""
+    mine = best.figures.get(metric)
+    if mine is None:
+        return None
+    gaps = []
+    for other in others:
+        theirs = other.figures.get(metric)
+        if theirs is None:
+            continue
+        scale = abs(theirs) or abs(mine)
+        gaps.append((other.name, abs(mine - theirs) / scale if scale else 0.0))
+    return min(gaps, key=lambda gap: gap[1]) if gaps else None

@@ -233,7 +233,14 @@ def summarize_lines(
     lines: Iterable[str], keep: Callable[[dict[str, Any]], bool] | None = None
 ) -> dict[str, Any]:
     """:func:`summarize` of records already read, one JSON object per line."""
-    rows = [json.loads(line) for line in lines if line.strip()]
+    return summarize_rows([json.loads(line) for line in lines if line.strip()], keep)
+
+
+def summarize_rows(
+    rows: list[dict[str, Any]], keep: Callable[[dict[str, Any]], bool] | None = None
+) -> dict[str, Any]:
+    """:func:`summarize` of records as objects, e.g. made from payload logs
+    (serving/mirror_pairs.py) rather than written by the router."""
     dropped = sum(int(r.get("dropped", 0)) for r in rows)
     if keep is not None:
         rows = [r for r in rows if keep(r)]

@@ -122,6 +122,7 @@ class _Record:
     time: float
     endpoint: str
     body: str | bytes  # JSON text of an object
+    rendered: bool = False  # body is the whole line already (the log sink's events)
 
     @property
     def size(self) -> int:
@@ -243,11 +244,19 @@ class PayloadLog:
             return
         self._put(_Record(RESPONSE, rid, time.time(), endpoint, b"".join(kept)))
 
-    def _put(self, record: _Record) -> None:
+    def offer(self, line: bytes) -> bool:
+        """Queue a record already rendered as one JSON line (``tekton-mlops log-sink``'s
+        events); False when it is dropped, counted as any other record."""
+        return self._put(_Record("", "", 0.0, "", line, rendered=True))
+
+    def _put(self, record: _Record) -> bool:
         if record.size > self.settings.max_bytes:
             self._count("skipped_large")
-        elif not self._queue.put(record):
+            return False
+        if not self._queue.put(record):
             self._count("dropped_full")
+            return False
+        return True
 
     def _count(self, counter: str, by: int = 1) -> None:
         with self._count_lock:
@@ -256,6 +265,8 @@ class PayloadLog:
     # --- the writer thread -------------------------------------------------------------
 
     def _line(self, record: _Record) -> bytes:
+        if record.rendered:
+            return record.body if isinstance(record.body, bytes) else record.body.encode()
         body = record.body.decode() if isinstance(record.body, bytes) else record.body
         return (
             f'{self._head}{json.dumps(record.id)},"type":"{record.kind}"'

@@ -1,10 +1,13 @@
-"""check-mirror: judge a mirrored (shadow) candidate from the router's records of both answers.
+"""check-mirror: judge a mirrored (shadow) candidate from the recorded answers of both versions.
 
 The records are the ones a local deployment's router appends while it mirrors
 (``<state>/<name>/router/table.mirror.jsonl``, see serving/mirror.py), or a file given as
 ``records``. Only the records of one mirrored version count, and with a deployment only
 those written since that version's server came up: a version name used again (blue and
-green alternate) must not be judged by an earlier candidate's answers.
+green alternate) must not be judged by an earlier candidate's answers. On KServe, where
+Istio drops the mirror's answers, ``payload-logs`` names the log sink's files instead: the
+candidate InferenceService's logged events are paired with the live one's by x-request-id
+and turned into the same records (steps/check_mirror_logs.py).
 
 Everything the params can get wrong exits 2 before anything is read; a deployment or
 records that are not there, records that are not the router's, and too few of them exit
@@ -25,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,12 +45,17 @@ REPORT_MARKDOWN = "mirror-report.md"
 RECORDS_SUFFIX = ".mirror.jsonl"
 #: How often the records are read again while waiting for enough of them.
 POLL_SECONDS = 0.2
+#: The same for payload logs: a listing of a folder or an S3 prefix, new files read.
+LOGS_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
 class Params:
     state_dir: str
     records: str
+    payload_logs: str
+    live_service: str
+    candidate_service: str
     name: str
     version: str
     min_requests: int
@@ -90,12 +99,38 @@ class Reading:
     version: str
     summary: dict[str, Any]
     digest: str
+    pairing: dict[str, int] | None = None  # payload logs: what was paired, what not
+
+
+def candidate_service(params: Params) -> str:
+    """The InferenceService judged from payload logs: candidate-service, or <name>-<version>."""
+    return params.candidate_service or f"{params.name}-{params.version}"
 
 
 def _check_combination(params: Params) -> None:
-    if bool(params.state_dir) == bool(params.records):
-        rule = "give the deployments folder (state-dir) or a records file, one of the two"
-        raise ParameterError(STEP, [Violation("records", params.records, rule)])
+    problems = []
+    if params.payload_logs:
+        if params.records:
+            rule = "give a records file or payload logs, one of the two"
+            problems.append(Violation("records", params.records, rule))
+        if not params.candidate_service and not params.version:
+            rule = "names the candidate InferenceService (or give version: <name>-<version>)"
+            problems.append(Violation("candidate-service", "", rule))
+        if params.state_dir and not params.version:
+            rule = "names the deployed version whose deploy record in state-dir says since when"
+            problems.append(Violation("version", "", rule))
+        if params.live_service and params.live_service == candidate_service(params):
+            rule = "is the candidate; name the live InferenceService it mirrors"
+            problems.append(Violation("live-service", params.live_service, rule))
+    else:
+        if bool(params.state_dir) == bool(params.records):
+            rule = "give the deployments folder (state-dir) or a records file, one of the two"
+            problems.append(Violation("records", params.records, rule))
+        for name in ("live-service", "candidate-service"):
+            if value := getattr(params, name.replace("-", "_")):
+                problems.append(Violation(name, value, "applies with payload-logs only"))
+    if problems:
+        raise ParameterError(STEP, problems)
 
 
 def _source(params: Params) -> Source:
@@ -184,28 +219,57 @@ def _read(source: Source) -> Reading:
     return Reading(version, summary, digest)
 
 
-def _wait(params: Params, source: Source, ctx: StepContext) -> Reading:
+def _wait(
+    params: Params,
+    read: Callable[[], Reading],
+    where: str,
+    url: str,
+    ctx: StepContext,
+    poll: float = POLL_SECONDS,
+) -> Reading:
     """Read until min-requests records are there or wait-seconds are over."""
     deadline = time.monotonic() + params.wait_seconds
-    reading = _read(source)
+    reading = read()
     if reading.summary["requests"] < params.min_requests and params.wait_seconds:
         ctx.log.info(
             "%d of %d mirrored request(s) recorded; waiting up to %g s for the rest",
             reading.summary["requests"], params.min_requests, params.wait_seconds,
         )  # fmt: skip
     while reading.summary["requests"] < params.min_requests and time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)
-        reading = _read(source)
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+        reading = read()
     if reading.summary["requests"] < params.min_requests:
         waited = f", after waiting {params.wait_seconds:g} s" if params.wait_seconds else ""
-        where = f" through {source.url}" if source.url else ""
+        through = f" through {url}" if url else ""
+        unpaired = ""
+        if reading.pairing is not None:
+            unpaired = (
+                f"; {reading.pairing['unpaired_live']} live request(s) without a copy, "
+                f"{reading.pairing['unpaired_candidate']} copies without a live request, "
+                f"{reading.pairing['pending']} awaiting an answer"
+            )
         raise TooFewRecords(
             f"only {reading.summary['requests']} mirrored request(s) of "
-            f"{reading.version or 'any version'} recorded in {source.path} (min-requests "
-            f"{params.min_requests}{waited}): send more live traffic{where} while it mirrors, "
-            "or lower min-requests"
+            f"{reading.version or 'any version'} recorded in {where} (min-requests "
+            f"{params.min_requests}{waited}{unpaired}): send more live traffic{through} while "
+            "it mirrors, or lower min-requests"
         )
     return reading
+
+
+def _judged(params: Params, ctx: StepContext) -> tuple[Reading, dict[str, Any]]:
+    """The reading judged (once enough is recorded) and what it was read from."""
+    if params.payload_logs:
+        from tekton_mlops.steps.check_mirror_logs import logs_reader
+
+        read, logs = logs_reader(params)
+        reading = _wait(params, read, logs.display, "", ctx, LOGS_POLL_SECONDS)
+        uri = logs.uri if logs.uri.startswith("s3://") else Path(logs.uri).resolve().as_uri()
+        return reading, {"uri": uri, "digest": reading.digest, "since": logs.since}
+    source = _source(params)
+    reading = _wait(params, lambda: _read(source), str(source.path), source.url, ctx)
+    return reading, {"uri": source.path.resolve().as_uri(), "digest": reading.digest,
+                     "since": source.since}  # fmt: skip
 
 
 def _checks(params: Params, summary: dict[str, Any]) -> list[Check]:
@@ -251,8 +315,7 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     output = Path(params.output)
     check_writable_directory(output)  # before the wait: a report that cannot be written
     recorder = decision_records.prepare(params)  # the key and the stored model, before the wait
-    source = _source(params)
-    reading = _wait(params, source, ctx)
+    reading, records = _judged(params, ctx)
     checks = _checks(params, reading.summary)
     passed = all(c.passed for c in checks)
     for each in checks:
@@ -260,8 +323,7 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     report: dict[str, Any] = {
         "name": params.name,
         "version": reading.version,
-        "records": {"uri": source.path.resolve().as_uri(), "digest": reading.digest,
-                    "since": source.since},
+        "records": records,
         "thresholds": {"min_requests": params.min_requests,
                        "min_agreement": params.min_agreement,
                        "max_error_rate": params.max_error_rate,
@@ -270,6 +332,8 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         "checks": [c.__dict__ for c in checks],
         "passed": passed,
     }  # fmt: skip
+    if reading.pairing is not None:
+        report["pairing"] = reading.pairing
     atomic_write_text(output / REPORT_JSON, json.dumps(report, indent=2, sort_keys=True) + "\n")
     atomic_write_text(output / REPORT_MARKDOWN, markdown(report))
     summary = reading.summary
@@ -284,7 +348,13 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
         recorder,
         output,
         ctx,
-        inputs=[Artifact("mirror-records", report["records"]["uri"], reading.digest)],
+        inputs=[
+            Artifact(
+                "payload-logs" if params.payload_logs else "mirror-records",
+                records["uri"],
+                reading.digest,
+            )
+        ],
         reports=(REPORT_JSON, REPORT_MARKDOWN),
         results=results,
     )

@@ -42,9 +42,25 @@ def markdown(report: dict[str, Any]) -> str:
             for q in ("p50", "p95")
         ),
         "",
-        f"p50 ratio (mirror / live): {_figure(summary['latency_ratio_p50'])}; copies dropped by "
-        f"the router (a full queue): {summary['dropped']}.",
+        f"p50 ratio (mirror / live): {_figure(summary['latency_ratio_p50'])}; "
+        + (
+            _pairing(report["pairing"])
+            if "pairing" in report
+            else f"copies dropped by the router (a full queue): {summary['dropped']}."
+        ),
         "",
         f"Records: `{report['records']['uri']}` (`sha256:{report['records']['digest']}`).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _pairing(counts: dict[str, int]) -> str:
+    """What pairing the payload logs by x-request-id left out (check_mirror_logs.py)."""
+    return (
+        f"from the payload logs, {counts['live_requests']} live and "
+        f"{counts['candidate_requests']} candidate request(s), {counts['paired']} paired by "
+        f"x-request-id; left out: {counts['unpaired_live']} live request(s) without a copy, "
+        f"{counts['unpaired_candidate']} copies without a live request, "
+        f"{counts['unidentified']} without a unique x-request-id, {counts['pending']} "
+        "awaiting an answer."
+    )

@@ -65,6 +65,7 @@ class Params:
     compare_metric: str
     endpoints: dict[str, str]
     confidence: float
+    min_effect: float
     dataset: str
     target_column: str
     model_metric: str
@@ -207,7 +208,9 @@ def _decisions(params: Params, sides: list[Side], scores: RowScores | None) -> l
     versions = [
         Version(s.name, s.measured, s.passed, s.latencies_ms, s.requests, s.errors) for s in sides
     ]
-    decisions = [decide(versions, metric, params.confidence, serving_test(metric))]
+    decisions = [
+        decide(versions, metric, params.confidence, serving_test(metric), params.min_effect)
+    ]
     if scores is not None:
         by_metric = [Version(s.name, {scores.metric: s.model_metric}, s.passed) for s in sides]
         decisions.append(decide(by_metric, scores.metric, params.confidence, scores.test))

@@ -54,6 +54,7 @@ class Params:
     weights: dict[str, int]
     sticky_header: str
     mirror_percent: float
+    payload_log_url: str
     promote: bool
     rollback: bool
     stop: bool
@@ -93,6 +94,15 @@ def _action(params: Params) -> str:
         problems.append(Violation("stop", "true", "applies to the local target only"))
     if action == "deploy" and params.target == "kserve" and params.model_uri.startswith("file://"):
         problems.append(Violation("model-uri", params.model_uri, "KServe cannot read file:// URIs"))
+    if params.payload_log_url and params.target != "kserve":
+        rule = (
+            "applies to the kserve target (locally, the router records mirrored answers and "
+            "tekton-mlops serve --log-payloads logs payloads)"
+        )
+        problems.append(Violation("payload-log-url", params.payload_log_url, rule))
+    elif params.payload_log_url and action != "deploy":
+        rule = f"applies to a deploy (model-uri), not {action}: the logger is part of a version"
+        problems.append(Violation("payload-log-url", params.payload_log_url, rule))
     if action == "deploy" and not params.public_key and not params.allow_unverified:
         rule = (
             "refusing to deploy an unverified model: give the public key "
@@ -217,6 +227,7 @@ def _kserve(params: Params, action: str, ctx: StepContext) -> dict[str, ResultVa
                 resources=params.resources,
                 deployment_mode=params.deployment_mode,
                 model_digest=digest,
+                payload_log_url=params.payload_log_url,
             )
         )
     else:

@@ -26,12 +26,16 @@ import json
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tekton_mlops.contract import StepContext
 from tekton_mlops.deploy.kserve import DeployError
 from tekton_mlops.errors import ParameterError, Violation
 from tekton_mlops.results import ResultValue
+
+if TYPE_CHECKING:
+    from tekton_mlops.deploy.kserve import KServe
+    from tekton_mlops.deploy.kserve_traffic import Plan, Target
 
 STEP = "deploy-model"
 COLOURS = ("blue", "green")
@@ -64,6 +68,8 @@ class Params(Protocol):
     def sticky_header(self) -> str: ...
     @property
     def mirror_percent(self) -> float: ...
+    @property
+    def payload_log_url(self) -> str: ...
     @property
     def public_key(self) -> str: ...
     @property
@@ -223,6 +229,23 @@ def local(
     return _results(routing.url, routing.primary, routing.weights, candidate_url, digest)
 
 
+def _logging_live(cluster: KServe, target: Target, live: str, plan: Plan) -> Plan:
+    """With payload logs, the live version logs too, or its halves of the pairs are missing:
+    its InferenceService gets the logger first (a rolling update of its pods; it answers
+    throughout), then the candidate, then the route."""
+    from dataclasses import replace
+
+    from tekton_mlops.deploy import kserve_traffic as traffic
+    from tekton_mlops.deploy.kserve import INFERENCE_SERVICE, with_logger
+
+    if not target.payload_log_url:
+        return plan
+    name = traffic.service_name(target.name, live)
+    current = cluster.find(INFERENCE_SERVICE, target.namespace, name)
+    logged = with_logger(current, target.payload_log_url) if current is not None else None
+    return replace(plan, versions=(logged, *plan.versions)) if logged else plan
+
+
 def _local_rollback(state: Path, name: str, version: str, routing: Any) -> Any:
     """Traffic back on the version live before ``version`` (if it has any), then it goes."""
     from tekton_mlops.deploy import local_routes
@@ -257,7 +280,8 @@ def kserve(
     from tekton_mlops.deploy.kserve_rollout import current_routing, execute
 
     target = traffic.Target(params.name, params.namespace or "default", params.service_account,
-                            params.resources, params.deployment_mode)  # fmt: skip
+                            params.resources, params.deployment_mode,
+                            params.payload_log_url)  # fmt: skip
     cluster = KServe.connect(params.kubeconfig)
     current = current_routing(cluster, target)
     version, digest = params.version, ""
@@ -270,7 +294,8 @@ def kserve(
             if not live:
                 rule = "mirroring needs a live version at 100%: deploy one with blue-green first"
                 _refuse(Violation("strategy", "mirror", rule))
-            return traffic.mirror(target, live[0], candidate, params.mirror_percent)
+            plan = traffic.mirror(target, live[0], candidate, params.mirror_percent)
+            return _logging_live(cluster, target, live[0], plan)
         weights = params.weights or {**current.weights, candidate.label: 0 if current.weights
                                      else 100}  # fmt: skip
         return traffic.deploy(target, [candidate], weights, current, params.sticky_header)
