@@ -26,6 +26,7 @@ from tests.integration.kserve_logger import (
     post,
 )
 from tests.integration.routing import infer_body
+from tests.integration.test_payload_log import line_problems
 
 pytestmark = pytest.mark.integration
 
@@ -186,14 +187,7 @@ def test_rotation_keeps_whole_lines_while_agents_post_at_once(sinks, tmp_path) -
         # A reader meanwhile, as check-mirror polls: a closed file is always whole.
         while not done.is_set():
             for path in folder.glob("*.jsonl"):
-                text = path.read_text()
-                if not text.endswith("\n"):
-                    problems.append(f"{path.name} ends mid-line")
-                for line in text.splitlines():
-                    try:
-                        json.loads(line)
-                    except ValueError as exc:
-                        problems.append(f"{path.name}: {exc}")
+                problems.extend(line_problems(path))
 
     def agent(service: str) -> None:
         for i in range(30):

@@ -179,6 +179,18 @@ def test_no_header_but_the_request_id_is_ever_written(start, tmp_path) -> None: 
         assert name.lower().encode() not in written.lower()
 
 
+def line_problems(path: Path) -> list[str]:
+    """What makes a closed log file not whole: a last line cut off, a line not JSON."""
+    text = path.read_text()
+    problems = [] if text.endswith("\n") else [f"{path.name} ends mid-line"]
+    for line in text.splitlines():
+        try:
+            json.loads(line)
+        except ValueError as exc:
+            problems.append(f"{path.name}: {exc}")
+    return problems
+
+
 def test_rotation_keeps_whole_lines_and_skips_large_records(start, tmp_path) -> None:  # type: ignore[no-untyped-def]
     folder = tmp_path / "payloads"
     server = start(f"--log-payloads={folder}", "--log-rotate-bytes=3000", "--log-max-bytes=4000")
@@ -190,14 +202,7 @@ def test_rotation_keeps_whole_lines_and_skips_large_records(start, tmp_path) -> 
         # A reader running meanwhile, as a drift job would: a closed file is always whole.
         while not stop_reading.is_set():
             for path in folder.glob("*.jsonl"):
-                text = path.read_text()
-                if not text.endswith("\n"):
-                    problems.append(f"{path.name} ends mid-line")
-                for line in text.splitlines():
-                    try:
-                        json.loads(line)
-                    except ValueError as exc:
-                        problems.append(f"{path.name}: {exc}")
+                problems.extend(line_problems(path))
                 seen_closed.append(path.name)
 
     watcher = threading.Thread(target=reader)
