@@ -38,8 +38,8 @@ from tekton_mlops.contract import StepContext
 from tekton_mlops.errors import DataError, MlopsError, ParameterError, Violation
 from tekton_mlops.lineage import Artifact
 from tekton_mlops.results import ResultValue
+from tekton_mlops.steps.mirror_reading import STEP, Reading, candidate_service
 
-STEP = "check-mirror"
 REPORT_JSON = "mirror-report.json"
 REPORT_MARKDOWN = "mirror-report.md"
 RECORDS_SUFFIX = ".mirror.jsonl"
@@ -90,21 +90,6 @@ class Source:
     version: str  # "": the one version the records hold
     since: float  # records written before this (epoch seconds) are left out
     url: str = ""  # the deployment's address, for the messages
-
-
-@dataclass(frozen=True)
-class Reading:
-    """The records as read once: the summary of the candidate's and their digest."""
-
-    version: str
-    summary: dict[str, Any]
-    digest: str
-    pairing: dict[str, int] | None = None  # payload logs: what was paired, what not
-
-
-def candidate_service(params: Params) -> str:
-    """The InferenceService judged from payload logs: candidate-service, or <name>-<version>."""
-    return params.candidate_service or f"{params.name}-{params.version}"
 
 
 def _check_combination(params: Params) -> None:

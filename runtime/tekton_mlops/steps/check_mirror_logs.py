@@ -27,13 +27,35 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tekton_mlops.digests import METADATA_DIR, root_hex
 from tekton_mlops.errors import DataError, ParameterError, Violation
 from tekton_mlops.serving.mirror_pairs import Event, Pairing, event_of, live_services, pair
-from tekton_mlops.steps.check_mirror import STEP, Params, Reading, candidate_service
+from tekton_mlops.steps.mirror_reading import STEP, Reading, candidate_service
 from tekton_mlops.storage.s3 import S3Settings
+
+
+class Params(Protocol):
+    """The check-mirror params the payload-log reader reads."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def candidate_service(self) -> str: ...
+    @property
+    def live_service(self) -> str: ...
+    @property
+    def payload_logs(self) -> str: ...
+    @property
+    def state_dir(self) -> str: ...
+    @property
+    def endpoint_url(self) -> str: ...
+    @property
+    def addressing_style(self) -> str: ...
+
 
 SUFFIX = ".jsonl"
 
