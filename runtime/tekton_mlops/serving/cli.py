@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from tekton_mlops.errors import MlopsError, ModelError
+from tekton_mlops.serving.lifecycle import (
+    drain_seconds_option,
+    listen_options,
+    read_timeout_option,
+    serve_until_signal,
+)
 from tekton_mlops.serving.limits import Limits
 
 #: After the drain, how long the payload log may take to write (and upload) its last file.
@@ -36,13 +39,8 @@ def model_file(path: Path) -> Path:
 )
 @click.option("--model-name", required=True, help="Name the model is served under.")
 @click.option("--model-version", default="", help="Version reported in metadata; empty: none.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--ready-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Write the server's URL here once it accepts requests (for the local deploy target).",
+@listen_options(
+    "Write the server's URL here once it accepts requests (for the local deploy target)."
 )
 @click.option(
     "--max-request-bytes",
@@ -58,19 +56,12 @@ def model_file(path: Path) -> Path:
     show_default=True,
     help="Most tensor elements one request may carry, over all inputs (413 beyond).",
 )
-@click.option(
-    "--read-timeout",
-    type=click.FloatRange(0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Seconds a connection may stay silent (mid-request or idle) before it is closed.",
+@read_timeout_option(
+    "Seconds a connection may stay silent (mid-request or idle) before it is closed."
 )
-@click.option(
-    "--drain-seconds",
-    type=click.FloatRange(0),
-    default=25.0,
-    show_default=True,
-    help="On SIGTERM, how long requests in flight may take before their connections are "
+@drain_seconds_option(
+    25.0,
+    "On SIGTERM, how long requests in flight may take before their connections are "
     "closed (within Kubernetes' default 30 s grace period).",
 )
 @click.option(
@@ -170,19 +161,10 @@ def serve(
     except Exception as exc:  # onnxruntime's load errors
         raise click.ClickException(f"{model_path}: not a loadable ONNX model ({exc})") from None
 
-    received: list[int] = []
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        if received:  # a second Ctrl-C or SIGTERM: no more waiting for the drain
-            os.write(2, b"serve: second signal; exiting now\n")  # no logging in a signal handler
-            os._exit(128 + signum)
-        received.append(signum)
-        model.ready.clear()  # readiness off first, so a load balancer stops sending
+    def readiness_off() -> None:  # first, so a load balancer stops sending
+        model.ready.clear()
         server.live = False
-        threading.Thread(target=server.shutdown, daemon=True).start()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     log.info(
         "%s (%d input(s), %d output(s)) at %s/v2/models/%s",
         model_name,
@@ -191,11 +173,8 @@ def serve(
         server.url,
         model_name,
     )
-    if ready_file is not None:
-        ready_file.parent.mkdir(parents=True, exist_ok=True)
-        ready_file.write_text(server.url + "\n")
-    server.serve_forever(poll_interval=0.2)
-    log.info("%s: draining (at most %g s)", signal.Signals(received[0]).name, drain_seconds)
+    signum = serve_until_signal(server, "serve", ready_file, readiness_off)
+    log.info("%s: draining (at most %g s)", signal.Signals(signum).name, drain_seconds)
     cut = server.drain(drain_seconds)
     if server.payloads is not None:  # after the drain: the last requests are logged too
         server.payloads.close(timeout=_PAYLOAD_FLUSH_SECONDS)
@@ -206,4 +185,4 @@ def serve(
     # 128 + signal, the exit status of a process that a signal ended: a supervisor
     # sees that the server stopped because it was told to. Daemon threads cut off at
     # the deadline (a long inference) end with the process.
-    sys.exit(128 + received[0])
+    sys.exit(128 + signum)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from tekton_mlops.errors import Violation
 from tekton_mlops.guard import run_guarded
+from tekton_mlops.serving.lifecycle import (
+    drain_seconds_option,
+    listen_options,
+    read_timeout_option,
+    serve_until_signal,
+)
 from tekton_mlops.serving.limits import Limits
 from tekton_mlops.serving.routes import (
     KEEP,
@@ -60,27 +62,14 @@ def route() -> None:
 
 @route.command("serve")
 @_table_option
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--ready-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Write the router's URL here once it accepts requests.",
-)
+@listen_options("Write the router's URL here once it accepts requests.")
 @click.option(
     "--seed",
     type=int,
     default=None,
     help="Seed of the random choices (versions, mirror sampling), for repeatable runs.",
 )
-@click.option(
-    "--read-timeout",
-    type=click.FloatRange(0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Seconds a client connection may stay silent before it is closed.",
-)
+@read_timeout_option("Seconds a client connection may stay silent before it is closed.")
 @click.option(
     "--upstream-timeout",
     type=click.FloatRange(0, min_open=True),
@@ -109,12 +98,8 @@ def route() -> None:
     show_default=True,
     help="Copies that may wait for a mirror worker; more are dropped and counted.",
 )
-@click.option(
-    "--drain-seconds",
-    type=click.FloatRange(0),
-    default=10.0,
-    show_default=True,
-    help="On SIGTERM, how long requests in flight may take before the router exits.",
+@drain_seconds_option(
+    10.0, "On SIGTERM, how long requests in flight may take before the router exits."
 )
 def serve(
     table_path: Path,
@@ -151,27 +136,13 @@ def serve(
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
-    received: list[int] = []
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        if received:  # a second signal: no more waiting for the drain
-            os.write(2, b"route: second signal; exiting now\n")  # no logging in a handler
-            os._exit(128 + signum)
-        received.append(signum)
-        threading.Thread(target=router.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     reload_on_sighup(router)
     table = router.current.table
     log.info("%s at %s: %s", table.model, router.url, describe(table))
-    if ready_file is not None:
-        ready_file.parent.mkdir(parents=True, exist_ok=True)
-        ready_file.write_text(router.url + "\n")
-    router.serve_forever(poll_interval=0.2)
+    signum = serve_until_signal(router, "route", ready_file)
     cut = router.drain(drain_seconds)
     log.info("stopped%s", f"; {cut} request(s) still in flight were cut off" if cut else "")
-    sys.exit(128 + received[0])
+    sys.exit(128 + signum)
 
 
 def _as_option(error: TableError, where: str) -> TableError:

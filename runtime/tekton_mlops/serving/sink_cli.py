@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
 import click
+
+from tekton_mlops.serving.lifecycle import (
+    drain_seconds_option,
+    listen_options,
+    read_timeout_option,
+    serve_until_signal,
+)
 
 #: After the drain, how long the writer may take to write (and upload) its last file.
 _FLUSH_SECONDS = 10.0
@@ -44,14 +47,8 @@ def _target(ctx: click.Context, param: click.Parameter, value: str) -> str:
     help="Where the payload logs go: rotated *.jsonl files in DIR, or uploaded under an S3 "
     "prefix (endpoint from AWS_ENDPOINT_URL, credentials from the usual AWS chain).",
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0 in a pod).")  # fmt: skip
-@click.option(
-    "--ready-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Write the sink's URL here once it accepts events.",
+@listen_options(
+    "Write the sink's URL here once it accepts events.", "Address to listen on (0.0.0.0 in a pod)."
 )
 @click.option(
     "--max-bytes",
@@ -75,19 +72,9 @@ def _target(ctx: click.Context, param: click.Parameter, value: str) -> str:
     help="Close a log file (and upload it) once it is this old, so readers such as "
     "check-mirror see the events soon; 0: by size only.",
 )
-@click.option(
-    "--read-timeout",
-    type=click.FloatRange(0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Seconds a connection may stay silent before it is closed.",
-)
-@click.option(
-    "--drain-seconds",
-    type=click.FloatRange(0),
-    default=10.0,
-    show_default=True,
-    help="On SIGTERM, how long events being received may take to reach the writer.",
+@read_timeout_option("Seconds a connection may stay silent before it is closed.")
+@drain_seconds_option(
+    10.0, "On SIGTERM, how long events being received may take to reach the writer."
 )
 def log_sink(
     target: str,
@@ -132,22 +119,8 @@ def log_sink(
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     payloads.start()
 
-    received: list[int] = []
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        if received:  # a second signal: no more waiting
-            os.write(2, b"log-sink: second signal; exiting now\n")  # no logging in a handler
-            os._exit(128 + signum)
-        received.append(signum)
-        threading.Thread(target=sink.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     log.info("listening at %s, writing to %s", sink.url, target)
-    if ready_file is not None:
-        ready_file.parent.mkdir(parents=True, exist_ok=True)
-        ready_file.write_text(sink.url + "\n")
-    sink.serve_forever(poll_interval=0.2)
+    signum = serve_until_signal(sink, "log-sink", ready_file)
     cut = sink.drain(drain_seconds)
     payloads.close(timeout=_FLUSH_SECONDS)
     log.info(
@@ -156,4 +129,4 @@ def log_sink(
         sink.refused,
         f"; {cut} still being received were cut off" if cut else "",
     )
-    sys.exit(128 + received[0])
+    sys.exit(128 + signum)
