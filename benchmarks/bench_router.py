@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import time
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
+from bench_serve import train_forest
 from harness import CLI, PYTHON, REPO, Row, serving, workdir
 
 ORDER = 52
@@ -40,7 +39,7 @@ def rows() -> list[Row]:
     from tests.conftest import write_csv
 
     with workdir("bench-router-") as work:
-        model = _train(work, write_csv)
+        model = train_forest(work, write_csv)
         table = work / "table.json"
         server = f"http://127.0.0.1:{PORTS['server']}"
         table.write_text(
@@ -97,15 +96,3 @@ def _measure(drive: Any) -> dict[str, dict[str, float]]:
 
 def _figure(summary: dict[str, float]) -> str:
     return f"{summary['latency_p50_ms']:.3f} ({summary['throughput_rps']:.0f})"
-
-
-def _train(work: Path, write_csv: Any) -> Path:
-    data = write_csv(work / "iris.csv", "load_iris")
-    model = work / "model"
-    subprocess.run(
-        [CLI, "train-model", f"--data={data}", "--target-column=target", f"--output={model}",
-         "--estimator=random-forest-classifier", '--hyperparameters={"n_estimators": 100}',
-         f"--results-dir={work / 'r'}"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    return model

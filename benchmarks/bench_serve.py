@@ -55,7 +55,7 @@ def rows() -> list[Row]:
         "floor": "loopback floor: asyncio responder, ours' reply bytes, no model",
     }
     with workdir("bench-serve-") as work:
-        model = _train(work, write_csv)
+        model = train_forest(work, write_csv)
         onnx = str(model / "model.onnx")
         servers = {
             "ours": [CLI, "serve", f"--model-path={model}", "--model-name=iris",
@@ -137,7 +137,8 @@ def _figure(summary: dict[str, float]) -> str:
     )
 
 
-def _train(work: Path, write_csv: Any) -> Path:
+def train_forest(work: Path, write_csv: Any) -> Path:
+    """The served model of the serving benchmarks: a 100-tree forest on iris."""
     data = write_csv(work / "iris.csv", "load_iris")
     model = work / "model"
     subprocess.run(
