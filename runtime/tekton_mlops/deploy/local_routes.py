@@ -269,6 +269,26 @@ def status(state: Path, name: str) -> Routing:
     return _routing(state, name, _table(state, name))
 
 
+def check_split(
+    state: Path, name: str, version: str, weights: Mapping[str, int], sticky_header: str
+) -> None:
+    """Whether deploying ``version`` and then splitting by ``weights`` (empty: as they are,
+    the new version with none, all of it when first) and ``sticky_header`` would make a table
+    the router takes: checked before any server starts. Raises ParameterError."""
+    _check_names(name, version)
+    table = _table(state, name)
+    backends = dict(table.backends) if table is not None else {}
+    # The new version's URL is known only once its server runs; any URL checks the rest.
+    backends[version] = "http://127.0.0.1:1"
+    current = dict(table.weights) if table is not None else {}
+    split = dict(weights) or {**current, version: 0 if current else 100}
+    try:
+        parse_table({"model": name, "backends": backends, "weights": split,
+                     "sticky_header": sticky_header})  # fmt: skip
+    except TableError as exc:
+        raise ParameterError(STEP, exc.violations) from None
+
+
 def deploy_version(
     state: Path, name: str, version: str, model_dir: Path, *, port: int = 0, router_port: int = 0
 ) -> Routing:

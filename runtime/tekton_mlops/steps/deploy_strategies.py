@@ -149,22 +149,6 @@ def _results(url: str, live: str, weights: Mapping[str, int], candidate_url: str
 # --- local ---------------------------------------------------------------------------
 
 
-def _check_local_split(params: Params, version: str, routing: Any) -> None:
-    """Weights and the sticky header checked as the router will, before a server starts."""
-    from tekton_mlops.serving.routes import TableError, parse_table
-
-    if not params.weights and not params.sticky_header:
-        return
-    backends = {**routing.versions, version: "http://127.0.0.1:1"}
-    weights = dict(params.weights) or {**routing.weights, version: 0 if routing.weights else 100}
-    document = {"model": params.name, "backends": backends, "weights": weights,
-                "sticky_header": params.sticky_header}  # fmt: skip
-    try:
-        parse_table(document)
-    except TableError as exc:
-        raise ParameterError(STEP, exc.violations) from None
-
-
 def local(
     params: Params, action: str, ctx: StepContext, state: Path, pull: Pull, record: Record
 ) -> dict[str, ResultValue]:
@@ -181,8 +165,8 @@ def local(
         if params.strategy == "mirror" and not routing.primary:
             rule = "mirroring needs a live version: deploy the first one with blue-green or abn"
             _refuse(Violation("strategy", "mirror", rule))
-        if params.strategy == "abn":
-            _check_local_split(params, version, routing)
+        if params.strategy == "abn" and (params.weights or params.sticky_header):
+            local_routes.check_split(state, name, version, params.weights, params.sticky_header)
         with tempfile.TemporaryDirectory(prefix="deploy-model-") as stage:
             digest = pull(params, Path(stage), ctx)
             routing = local_routes.deploy_version(
