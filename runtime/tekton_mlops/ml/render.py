@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
@@ -48,6 +49,19 @@ class Renderer:
             stderr=subprocess.DEVNULL,
         )
         self._pending = 0
+        # Answers are read as soon as they come: an answer of a few figures is larger than
+        # a pipe's buffer, and a helper blocked writing it could not take the next job.
+        self._answers: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+        self._reader = threading.Thread(target=self._read_answers, daemon=True)
+        self._reader.start()
+
+    def _read_answers(self) -> None:
+        assert self._process.stdout is not None
+        try:
+            while True:
+                self._answers.put(pickle.load(self._process.stdout))
+        except (EOFError, OSError, ValueError, pickle.UnpicklingError):
+            self._answers.put(None)  # the helper ended, or its pipe was closed
 
     def submit(self, job: str, *args: Any) -> None:
         """Send a job; it is drawn while the caller goes on."""
@@ -61,13 +75,18 @@ class Renderer:
             raise self._stopped() from None
         self._pending += 1
 
+    @property
+    def answered(self) -> int:
+        """Answers that have arrived and are not collected yet."""
+        return self._answers.qsize()
+
     def result(self) -> Any:
         """The answer to the oldest job not yet collected; a failed job raises RenderError."""
-        assert self._process.stdout is not None
-        try:
-            status, value = pickle.load(self._process.stdout)
-        except EOFError:
-            raise self._stopped() from None
+        answer = self._answers.get()
+        if answer is None:
+            self._answers.put(None)  # every later call fails the same way
+            raise self._stopped()
+        status, value = answer
         self._pending -= 1
         if status != "ok":
             raise RenderError(f"drawing the report's figures failed: {value}")
@@ -78,18 +97,22 @@ class Renderer:
         return RenderError(f"the figure renderer stopped (exit code {code}) before answering")
 
     def close(self) -> None:
-        """Stop the helper: closing its pipes ends it; one that hangs is killed."""
-        # Both pipes: a helper still writing an answer nobody reads gets EPIPE and ends,
-        # one waiting for a job gets EOF and ends.
-        for pipe in (self._process.stdin, self._process.stdout):
-            if pipe is not None and not pipe.closed:
-                with contextlib.suppress(BrokenPipeError):
-                    pipe.close()
+        """Stop the helper: closing its input ends it; one that hangs is killed."""
+        # Its answers are always being read, so it never blocks writing one: it finishes
+        # the job in hand, meets the end of its input and exits.
+        if self._process.stdin is not None and not self._process.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self._process.stdin.close()
         try:
             self._process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        # The reader meets the end of the output once the helper is gone; its file is
+        # closed only then, since closing it under a blocked read would wait for the read.
+        self._reader.join()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
 
     def __enter__(self) -> Renderer:
         return self

@@ -1,0 +1,71 @@
+"""The report's figure renderer: a helper process that must never hold the step up."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from tekton_mlops.ml.render import Renderer, RenderError
+
+
+def _regression_job() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=2000)
+    return truth, truth + rng.normal(scale=0.3, size=2000)
+
+
+def _wait_for(renderer: Renderer, answers: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while renderer.answered < answers:
+        assert time.monotonic() < deadline, f"{renderer.answered} of {answers} answers came"
+        time.sleep(0.02)
+
+
+def test_jobs_are_drawn_while_earlier_answers_wait_uncollected() -> None:
+    # Two figures' PNGs are larger than a pipe's buffer: a helper that had to wait for the
+    # step to read them would not draw the next job until the step's very end.
+    truth, predicted = _regression_job()
+    with Renderer() as renderer:
+        renderer.submit("regression_figures", truth, predicted)
+        renderer.submit("regression_figures", truth, predicted * 2)
+        _wait_for(renderer, 2)
+        first, second = renderer.result(), renderer.result()
+    assert sum(len(plot.png) for plot in first) > 65536
+    assert [p.name for p in first] == [p.name for p in second]
+    assert all(plot.png.startswith(b"\x89PNG\r\n\x1a\n") for plot in first + second)
+    assert first[0].png != second[0].png  # answered in the order they were sent
+
+
+def test_a_failed_job_is_one_error_and_the_helper_goes_on() -> None:
+    truth, predicted = _regression_job()
+    with Renderer() as renderer:
+        renderer.submit("regression_figures", truth, predicted[:10])  # lengths differ
+        renderer.submit("regression_figures", truth, predicted)
+        with pytest.raises(RenderError, match="drawing the report's figures failed"):
+            renderer.result()
+        assert len(renderer.result()) == 2
+
+
+def test_closing_with_answers_unread_ends_the_helper_at_once() -> None:
+    truth, predicted = _regression_job()
+    renderer = Renderer()
+    for _ in range(3):
+        renderer.submit("regression_figures", truth, predicted)
+    started = time.monotonic()
+    renderer.close()
+    assert renderer._process.poll() is not None
+    assert time.monotonic() - started < 5  # never the kill after 5 s
+
+
+def test_a_helper_that_died_is_named_not_waited_for() -> None:
+    renderer = Renderer()
+    renderer._process.kill()
+    renderer._process.wait()
+    with pytest.raises(RenderError, match="stopped"):
+        renderer.submit("regression_figures", *_regression_job())
+        renderer.result()
+    with pytest.raises(RenderError, match="stopped"):
+        renderer.result()
+    renderer.close()
