@@ -124,6 +124,10 @@ def session(model_bytes: bytes, where: Path | None = None) -> Any:
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: a pod log is not a debug console
+    # A step scores in a few batches with work in between (imports, metrics, the report's
+    # renderer on the other core); worker threads spinning between runs would steal
+    # that core for nothing.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors are not typed
