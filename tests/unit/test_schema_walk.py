@@ -62,10 +62,18 @@ def _message(keyword: str, message: str) -> str:
 
 
 def mutations(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The document broken at one place at a time."""
+    """The document broken at one place at a time.
+
+    One place per shape of path: list positions are alike to the schema (the tenth
+    param of a task meets the rules the first met), and judging every copy of a
+    Pipeline's twenty tasks would only repeat verdicts, at a quadratic cost.
+    """
+    seen: set[tuple[Any, ...]] = set()
     for path, value in _places(document, ()):
-        if not path:
+        shape = tuple("[]" if isinstance(part, int) else part for part in path)
+        if not path or (shape, type(value)) in seen:
             continue
+        seen.add((shape, type(value)))
         for wrong in WRONG_TYPES:
             if type(wrong) is not type(value):
                 yield f"{path} = {wrong!r}", _replaced(document, path, wrong)
