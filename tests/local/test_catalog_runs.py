@@ -375,59 +375,12 @@ def test_train_and_evaluate_samples_share_a_claim(tekton, tmp_path) -> None:  # 
     assert evaluate.results["passed"] == "true"
 
 
-def write_wine(path: Path) -> Path:
-    from sklearn.datasets import load_wine
-
-    wine = load_wine()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([n.replace("/", "_") for n in wine.feature_names] + ["cultivar"])
-        writer.writerows([*row, int(t)] for row, t in zip(wine.data, wine.target, strict=True))
-    return path
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     from tests.integration.mlflow_server import running_mlflow
 
     with running_mlflow(tmp_path_factory.mktemp("mlflow")) as server:
         yield server
-
-
-def test_tune_and_train_local_sample_is_tracked_in_mlflow(  # type: ignore[no-untyped-def]
-    tekton, tmp_path, cluster_secrets, mlflow_server
-) -> None:
-    data = write_wine(tmp_path / "data" / "wine.csv")
-    run = tekton(
-        catalog_file("pipeline/tune-and-train/0.1/samples/run-locally.yaml"),
-        "--git-mirror", f"{PROJECT_URL}={REPO}",
-        "--secrets-dir", str(cluster_secrets),
-        "--host-path", str(tmp_path),
-        "--param", f"dataset-uri={data.as_uri()}",
-        "--param", f"mlflow-tracking-uri={mlflow_server.uri}",
-        "--param", "mlflow-experiment=wine",
-    )  # fmt: skip
-    assert run.exit_code == 0, run.log
-    assert run.results["passed"] == "true"
-    # Two matrix workers shared the sample's budget of 12 trials, numbered once each.
-    shared = next((tmp_path / "runs").glob("*/workspaces/shared"))
-    with (shared / "tuning" / "trials.csv").open(newline="") as handle:
-        numbers = sorted(int(row["number"]) for row in csv.DictReader(handle))
-    assert numbers == list(range(12))
-    assert {p.name.rsplit("-", 1)[1] for p in (tmp_path / "runs").glob("*/*-tune-[0-9]")} == {
-        "0",
-        "1",
-    }
-    # The model was trained with the best trial's hyper-parameters, and MLflow has it all.
-    metadata = json.loads((shared / "model" / "metadata.json").read_text())
-    assert metadata["hyperparameters"] == json.loads(run.results["best-params"])
-    trained = mlflow_server.read("run", run_id=run.results["mlflow-run-id"])
-    assert trained["experiment"] == "wine"
-    assert trained["tags"]["tekton.dev/pipelineRun"] == run.object["metadata"]["name"]
-    assert trained["tags"]["tekton-mlops.dataset.digest"] == run.results["train-digest"]
-    assert trained["metrics"]["accuracy"] > 0.8
-    assert (shared / "model" / "report" / "report.html").is_file()
 
 
 def test_tune_and_train_tests_run_yaml_registers_the_pushed_model(  # type: ignore[no-untyped-def]
