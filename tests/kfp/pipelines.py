@@ -25,6 +25,8 @@ from kfp.dsl import (
     Model,
     Output,
     OutputPath,
+    PipelineConfig,
+    WorkspaceConfig,
 )
 
 #: Pinned so the SDK does not warn about its default base image (unused here: lightweight
@@ -598,6 +600,28 @@ def retries(folder: str) -> int:
 
 
 @component
+def flaky_timed(root: str) -> str:
+    import os
+    import time
+
+    path = os.path.join(root, "attempts.txt")
+    with open(path, "a") as f:
+        f.write(f"start {time.time()}\n")
+    if len(open(path).read().splitlines()) == 1:
+        with open(path, "a") as f:
+            f.write(f"fail {time.time()}\n")
+        raise RuntimeError("the first attempt fails")
+    return open(path).read()
+
+
+@dsl.pipeline(name="retry-backoff")
+def retry_backoff() -> str:
+    # The pipeline root is the run's kfp workspace: each attempt (a new pod) sees it.
+    task = flaky_timed(root=dsl.PIPELINE_ROOT_PLACEHOLDER)
+    return task.set_retry(num_retries=2, backoff_duration="1s").output
+
+
+@component
 def count_runs(folder: str) -> int:
     import os
 
@@ -704,3 +728,88 @@ def packages_ok(n: int = 5) -> float:
 @dsl.pipeline(name="packages-missing")
 def packages_missing() -> str:
     return needs_missing_package().output
+
+
+# ParallelFor parallelism ------------------------------------------------------------------------
+
+
+@component
+def timed_sleep(root: str, folder: str, n: int, seconds: float) -> int:
+    import os
+    import time
+
+    start = time.time()
+    time.sleep(seconds)
+    os.makedirs(os.path.join(root, folder), exist_ok=True)
+    with open(os.path.join(root, folder, str(n)), "w") as f:
+        f.write(f"{start} {time.time()}")
+    return n
+
+
+@dsl.container_component
+def shell_timed(root: str, n: int, out: OutputPath(str)):
+    return dsl.ContainerSpec(
+        image="alpine",
+        command=[
+            "sh",
+            "-c",
+            'mkdir -p "$0/shell"; s=$(date +%s.%N); sleep 1; '
+            'printf "%s %s" "$s" "$(date +%s.%N)" > "$0/shell/$1"; printf ok > "$2"',
+        ],
+        args=[root, n, out],
+    )
+
+
+@dsl.pipeline(name="limited-loops")
+def limited_loops(seconds: float = 1.5) -> None:
+    with dsl.ParallelFor([0, 1, 2, 3, 4, 5], parallelism=2) as n:
+        timed_sleep(root=dsl.PIPELINE_ROOT_PLACEHOLDER, folder="python", n=n, seconds=seconds)
+    with dsl.ParallelFor([0, 1, 2, 3], parallelism=2) as m:
+        shell_timed(root=dsl.PIPELINE_ROOT_PLACEHOLDER, n=m)
+
+
+@dsl.pipeline(name="unlimited-loop")
+def unlimited_loop(seconds: float = 3.0) -> None:
+    with dsl.ParallelFor([0, 1, 2, 3, 4, 5]) as n:
+        timed_sleep(root=dsl.PIPELINE_ROOT_PLACEHOLDER, folder="python", n=n, seconds=seconds)
+
+
+# The pipeline workspace ---------------------------------------------------------------------------
+
+
+@component
+def write_note(workspace: str, text: str) -> str:
+    import os
+
+    with open(os.path.join(workspace, "note.txt"), "w") as f:
+        f.write(text)
+    return workspace
+
+
+@component
+def read_note(workspace: str) -> str:
+    import os
+
+    return open(os.path.join(workspace, "note.txt")).read()
+
+
+@dsl.container_component
+def shell_read_note(out: OutputPath(str)):
+    return dsl.ContainerSpec(
+        image="alpine",
+        command=["sh", "-c", 'cat "$0/note.txt" > "$1"'],
+        args=[dsl.WORKSPACE_PATH_PLACEHOLDER, out],
+    )
+
+
+@dsl.pipeline(
+    name="shared-workspace", pipeline_config=PipelineConfig(workspace=WorkspaceConfig(size="1Gi"))
+)
+def shared_workspace(text: str = "left in the workspace") -> NamedTuple(
+    "Outputs", [("python", str), ("shell", str), ("path", str)]
+):
+    written = write_note(workspace=dsl.WORKSPACE_PATH_PLACEHOLDER, text=text)
+    python = read_note(workspace=dsl.WORKSPACE_PATH_PLACEHOLDER).after(written)
+    shell = shell_read_note().after(written)
+    outputs = NamedTuple("Outputs", [("python", str), ("shell", str), ("path", str)])
+    return outputs(python.output, shell.outputs["out"], written.output)

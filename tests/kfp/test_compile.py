@@ -5,6 +5,7 @@ components this module defines, and needs them as objects.
 """
 
 import inspect
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,55 @@ def test_text_tekton_would_read_as_a_variable_is_carried_encoded() -> None:
     args = pipeline["spec"]["tasks"][0]["taskSpec"]["steps"][0]["args"]
     plan = next(arg for arg in args if arg.startswith("--plan="))
     assert plan.startswith("--plan=b64:")
+
+
+def _plan(step: dict[str, Any]) -> dict[str, Any]:
+    text = next(arg for arg in step["args"] if arg.startswith("--plan="))
+    return dict(json.loads(text[len("--plan=") :]))
+
+
+def test_retry_backoff_goes_to_the_launcher_with_the_attempt() -> None:
+    @dsl.pipeline(name="backoff")
+    def backoff() -> None:
+        p.add(a=1, b=2).set_retry(
+            3, backoff_duration="2s", backoff_factor=3.0, backoff_max_duration="10s"
+        )
+        p.add(a=3, b=4).set_retry(3)  # no backoff: Tekton's retries as they are
+
+    pipeline, _ = tekton_documents(compile_ir(backoff))
+    waits, at_once = [t["taskSpec"]["steps"][0] for t in pipeline["spec"]["tasks"]]
+    assert _plan(waits)["backoff"] == {"duration": 2.0, "factor": 3.0, "max": 10.0}
+    assert "--retry-count=$(context.task.retry-count)" in waits["args"]
+    assert "backoff" not in _plan(at_once)
+    assert not any(arg.startswith("--retry-count") for arg in at_once["args"])
+    assert [t["retries"] for t in pipeline["spec"]["tasks"]] == [3, 3]
+
+
+def test_a_retry_backoff_that_is_not_a_duration_is_refused() -> None:
+    text = compile_ir(p.retries).replace("backoffDuration: 0s", "backoffDuration: 2 minutes")
+    assert "2 minutes" in text
+    with pytest.raises(CompileError, match=r"retryPolicy.backoffDuration '2 minutes' is not a"):
+        compile_spec(ir.load(text))
+
+
+def test_parallelism_slots_go_to_every_task_inside_the_loop() -> None:
+    @dsl.pipeline(name="nested-limits")
+    def nested(outer: list = [1, 2]) -> None:  # noqa: B006
+        with dsl.ParallelFor(outer, parallelism=2) as o, dsl.ParallelFor([10, 20]) as i:
+            p.add(a=o, b=i)
+        p.add(a=0, b=0)
+
+    pipeline, _ = tekton_documents(compile_ir(nested))
+    tasks = {t["name"]: t for t in pipeline["spec"]["tasks"]}
+    inside, outside, loop = tasks["add"], tasks["add-2"], tasks["for-loop-1"]
+    assert "matrix" in inside
+    # The outer loop's limit; the inner loop has none.
+    assert _plan(inside["taskSpec"]["steps"][0])["slots"] == [
+        {"depth": 1, "loop": "for-loop-1", "parallelism": 2}
+    ]
+    assert "slots" not in _plan(outside["taskSpec"]["steps"][0])
+    assert "at most 2 iterations run at once" in loop["description"]
+    assert "sidecars" not in inside["taskSpec"]  # a lightweight component holds its own
 
 
 # Refused -----------------------------------------------------------------------------------
@@ -213,8 +263,11 @@ def test_the_cli_compiles_ir_and_python_files(tmp_path: Path) -> None:
         text=True,
     )
     assert from_py.returncode == 0, from_py.stderr
-    assert "parallelism 2 is not enforced" in from_py.stderr
-    assert yaml.safe_load_all(out.read_text())
+    assert "not enforced" not in from_py.stderr
+    pipeline = next(yaml.safe_load_all(out.read_text()))
+    train = next(t for t in pipeline["spec"]["tasks"] if t["name"] == "train")
+    # Its parallelism 2 holds: a container component's slot is held by a sidecar.
+    assert [s["name"] for s in train["taskSpec"]["sidecars"]] == ["slots"]
     missing = subprocess.run([CLI, "kfp", "compile", f"{sample}"], capture_output=True, text=True)
     assert missing.returncode == 2
     assert "name the pipeline function too" in missing.stderr

@@ -216,6 +216,52 @@ def test_nested_conditions_inside_nested_loops(kfp_run: RunPipeline) -> None:
     assert run.parameters == {"big": f(p.nested_total)(big), "small": f(p.nested_total)(small)}
 
 
+def _intervals(folder: Path) -> list[tuple[float, float]]:
+    """(start, end) of each iteration, as the components recorded them."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        start, end = path.read_text().split()
+        found.append((float(start), float(end)))
+    return found
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals running at one instant (one ending as another starts: apart)."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    running = most = 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    return most
+
+
+def test_parallel_for_parallelism_bounds_the_iterations_running_at_once(
+    kfp_run: RunPipeline,
+) -> None:
+    # The executor could run all ten TaskRuns at once: only the loops' limits hold them.
+    run = kfp_run(p.limited_loops, extra=["--parallelism", "12"])
+    assert run.succeeded, run.stderr[-3000:]
+    root = run.store.parent  # {{$.pipeline_root}}: the kfp workspace
+    python, shell = _intervals(root / "python"), _intervals(root / "shell")
+    assert (len(python), len(shell)) == (6, 4)
+    assert most_at_once(python) <= 2, python
+    assert most_at_once(shell) <= 2, shell
+    assert "(ParallelFor parallelism): waiting" in run.logs("timed-sleep")
+    tasks = {t["name"]: t for t in run.documents[0]["spec"]["tasks"]}
+    assert [s["name"] for s in tasks["shell-timed"]["taskSpec"]["sidecars"]] == ["slots"]
+    assert "waiting for a ParallelFor slot" in run.logs("shell-timed")
+
+
+def test_parallel_for_without_parallelism_runs_iterations_side_by_side(
+    kfp_run: RunPipeline,
+) -> None:
+    run = kfp_run(p.unlimited_loop, extra=["--parallelism", "12"])
+    assert run.succeeded, run.stderr[-3000:]
+    python = _intervals(run.store.parent / "python")
+    assert len(python) == 6
+    assert most_at_once(python) > 2, python
+
+
 def test_artifact_fan_in_and_a_loop_over_artifacts(kfp_run: RunPipeline) -> None:
     run = kfp_run(p.artifact_fan_in)
     assert run.succeeded, run.stderr[-3000:]
@@ -301,6 +347,19 @@ def test_retries_rerun_a_failed_task(kfp_run: RunPipeline, tmp_path: Path) -> No
     assert task["retries"] == 2
 
 
+def test_retry_backoff_waits_before_the_retry(kfp_run: RunPipeline) -> None:
+    run = kfp_run(p.retry_backoff)
+    assert run.succeeded, run.stderr[-3000:]
+    events = [line.split() for line in run.parameters["Output"].splitlines()]
+    assert [kind for kind, _ in events] == ["start", "fail", "start"]
+    # From the failure to the retry's start: the backoff, and the new pod's start on top.
+    gap = float(events[2][1]) - float(events[1][1])
+    assert gap >= 1.0, gap
+    assert "retry 1 waits 1s before the component runs" in run.logs("flaky-timed")
+    task = run.documents[0]["spec"]["tasks"][0]
+    assert task["retries"] == 2
+
+
 def test_caching_is_off_every_run_executes(kfp_run: RunPipeline, tmp_path: Path) -> None:
     folder = tmp_path / "shared"
     folder.mkdir()
@@ -368,6 +427,17 @@ def test_a_custom_artifact_type_passes_through(kfp_run: RunPipeline) -> None:
     assert record is not None
     assert record["artifacts"]["page"][0]["type"]["schemaTitle"] == "acme.Page"
     assert "<p>page</p>" in run.parameters["read"]
+
+
+def test_tasks_share_files_through_the_pipeline_workspace(kfp_run: RunPipeline) -> None:
+    run = kfp_run(p.shared_workspace, {"text": "kept between tasks"})
+    assert run.succeeded, run.stderr[-3000:]
+    assert run.parameters["python"] == "kept between tasks"
+    assert run.parameters["shell"] == "kept between tasks"
+    # {{$.workspace_path}} is one folder of the run's store, the same in every task.
+    assert run.parameters["path"] == f"/workspace/kfp/{run.name}/.workspace"
+    assert (run.store / ".workspace" / "note.txt").read_text() == "kept between tasks"
+    assert "note: the pipeline workspace (PipelineConfig size 1Gi) is a folder" in run.stderr
 
 
 def test_pipeline_outputs_as_results(kfp_run: RunPipeline) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
+from pathlib import Path
 
 import pytest
 
 from tekton_mlops.kfp import cel
+from tekton_mlops.kfp.launcher import backoff_delay
 from tekton_mlops.kfp.names import Namer, dns_label, param_name, result_name
 from tekton_mlops.kfp.placeholders import (
     PlaceholderError,
@@ -15,6 +18,7 @@ from tekton_mlops.kfp.placeholders import (
     path_parts,
     resolve_command,
 )
+from tekton_mlops.kfp.slots import Limit, held
 from tekton_mlops.kfp.store import Store, key_text, parse_key
 from tekton_mlops.kfp.values import NONE_TEXT, coerce, format_number, parse, to_text
 
@@ -228,3 +232,59 @@ def test_iteration_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert store.outputs("train", ()) == {"parameters": {"Output": 1}}
     assert store.outputs("train", (0,)) is None
     assert store.started() == store.started()
+
+
+def test_retry_backoff_grows_by_its_factor_up_to_its_maximum() -> None:
+    backoff = {"duration": 1.0, "factor": 2.0, "max": 3.0}
+    assert [backoff_delay(backoff, attempt) for attempt in range(5)] == [0, 1, 2, 3, 3]
+    assert backoff_delay({"duration": 0.5, "factor": 1.0, "max": 3600}, 3) == 0.5
+    assert backoff_delay({"duration": 1.0, "factor": 10.0, "max": 60}, 5000) == 60
+
+
+def test_the_pipeline_workspace_is_a_shared_folder_no_task_can_collide_with(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path, "run-1")
+    folder = store.workspace_dir()
+    assert folder == tmp_path / "run-1" / ".workspace"
+    assert folder.is_dir()
+    assert folder.stat().st_mode & 0o777 == 0o777
+
+
+def test_a_slot_is_shared_by_an_iterations_tasks_and_waited_for_by_others(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path, "run-1")
+    one = [Limit("loop", 1, 1)]
+    heard: list[str] = []
+    ran = threading.Event()
+
+    def other_iteration() -> None:
+        with held(store, one, (1,), heard.append):
+            ran.set()
+
+    # Two tasks of iteration 0 share its one slot ...
+    with held(store, one, (0,), heard.append), held(store, one, (0,), heard.append):
+        assert heard == []
+        waiting = threading.Thread(target=other_iteration)
+        waiting.start()
+        # ... while iteration 1 waits for it, and says so.
+        assert not ran.wait(1.0)
+        assert len(heard) == 1
+        assert "all 1 slots of loop are taken" in heard[0]
+    waiting.join(10)
+    assert ran.is_set()
+
+
+def test_k_slots_let_k_iterations_run_and_inner_loops_have_slots_per_outer_iteration(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path, "run-1")
+    heard: list[str] = []
+    two = [Limit("wide", 1, 2)]
+    with held(store, two, (0,), heard.append), held(store, two, (1,), heard.append):
+        assert heard == []
+    inner = [Limit("outer", 1, 2), Limit("inner", 2, 1)]
+    with held(store, inner, (0, 0), heard.append), held(store, inner, (1, 0), heard.append):
+        assert heard == []
+    assert (tmp_path / "run-1" / ".slots" / "inner" / "1" / "slot-0").is_file()

@@ -238,6 +238,9 @@ def _invocation(options: dict[str, Any], with_plan: bool = True) -> Any:
             plan = json.loads(saved.read_text())
         else:
             raise LaunchError("give --plan or --task")
+    attempt = str(options.get("retry_count") or "0")
+    if not attempt.isdigit():
+        raise LaunchError(f"--retry-count {attempt!r} is not a number of retries")
     saved_invocation: dict[str, Any] = {}
     if options.get("task") and not options.get("plan"):
         record = store.instance(options["task"], key) / "invocation.json"
@@ -253,6 +256,8 @@ def _invocation(options: dict[str, Any], with_plan: bool = True) -> Any:
         task_uid=str(options.get("task_uid") or saved_invocation.get("task_uid") or ""),
         run_uid=str(options.get("run_uid") or saved_invocation.get("run_uid") or ""),
         plan=plan,
+        attempt=int(attempt),
+        slots_held=str(options.get("slots_held") or ""),
     )
 
 
@@ -268,6 +273,10 @@ def _launch_options(command: Callable[..., None]) -> Callable[..., None]:
             click.option("--task-run", default="", help="The TaskRun's name."),
             click.option("--task-uid", default="", help="The TaskRun's uid."),
             click.option("--run-uid", default="", help="The PipelineRun's uid."),
+            click.option("--retry-count", default="0", help="The attempt: 0, 1 on a retry ..."),
+            click.option(
+                "--slots-held", default="", help="The pod whose slots sidecar holds the slots."
+            ),
             click.option("--plan", default="", help="The task's plan (JSON) from the compiler."),
             click.option("--task", default="", help="The task whose saved plan to read."),
             click.option("--debug", is_flag=True, help="Tracebacks on errors."),
@@ -369,6 +378,22 @@ def launch_condition(**options: Any) -> None:
 
     _configure_logging()
     run_guarded(lambda: condition(_invocation(options)), options["debug"])
+
+
+@launch.command(name="slots", context_settings=CONTEXT)
+@_launch_options
+def launch_slots(**options: Any) -> None:
+    """Hold a ParallelFor iteration's slots while the pod's steps run (a sidecar)."""
+    from tekton_mlops.kfp.errors import LaunchError
+    from tekton_mlops.kfp.launcher import hold_slots
+
+    def action() -> None:
+        if not options["slots_held"]:
+            raise LaunchError("give --slots-held (the pod's id)")
+        hold_slots(_invocation(options), options["slots_held"])
+
+    _configure_logging()
+    run_guarded(action, options["debug"], interrupted="stopped: slots released")
 
 
 @launch.command(name="outputs", context_settings=CONTEXT)

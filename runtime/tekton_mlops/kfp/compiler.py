@@ -11,6 +11,8 @@ lightweight Python   ``run``: the launcher runs the function with KFP's executor
 container            ``prepare`` (inputs, placeholders -> step results), ``main`` (the
                      component's image, argv from ``$(steps.prepare.results.*[*])``), ``publish``
 importer             ``resolve`` (the URI), ``fetch`` (``tekton-mlops fetch-data``), ``publish``
+(in a ParallelFor    a ``slots`` sidecar holds the iteration's slot while the steps run, the
+with parallelism)    first step waits for it; a lightweight component's ``run`` holds its own
 loop driver          ``iterations``: the iteration keys as an array result for the matrix
 condition            ``condition``: ``true``/``false`` for ``when``
 pipeline outputs     ``outputs`` (a ``finally`` task): the outputs as Pipeline results
@@ -61,6 +63,9 @@ RUNTIME_SECURITY = {
     "capabilities": {"drop": ["ALL"]},
 }
 RUNTIME_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}}
+SIDECAR_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+#: One pod of a TaskRun: a retry is a new pod with the same TaskRun uid.
+POD_ID = "$(context.taskRun.uid)-$(context.task.retry-count)"
 
 
 @dataclass
@@ -98,8 +103,22 @@ def compile_spec(spec: PipelineSpec, options: Options | None = None) -> Compiled
     graph = flatten(spec)
     builder = _Builder(graph, options)
     compiled = builder.build()
+    compiled.notes += _workspace_notes(spec, options)
     _admit(compiled)
     return compiled
+
+
+def _workspace_notes(spec: PipelineSpec, options: Options) -> list[str]:
+    """KFP gives ``PipelineConfig(workspace=...)`` a claim of its own; here the pipeline's
+    workspace is a folder of the kfp workspace, so its size is that claim's."""
+    kubernetes = (spec.platform.get("platforms") or {}).get("kubernetes") or {}
+    workspace = (kubernetes.get("pipelineConfig") or {}).get("workspace") or {}
+    if not workspace.get("size"):
+        return []
+    return [
+        f"the pipeline workspace (PipelineConfig size {workspace['size']}) is a folder of the "
+        f"kfp workspace, whose claim requests {options.storage} (--storage)"
+    ]
 
 
 def _admit(compiled: Compiled) -> None:
@@ -127,6 +146,7 @@ class _Parts:
     iterated: bool
     #: The component reads {{$.pipeline_job_uuid}}: the task passes the PipelineRun's uid.
     run_uid: bool = False
+    sidecars: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _leaf_sources(leaf: Leaf) -> list[Source]:
@@ -472,8 +492,8 @@ class _Builder:
         self._place(task, deps, loop.when)
         if loop.parallelism:
             task["description"] = (
-                f"ParallelFor {loop.kfp_name} (parallelism {loop.parallelism} in KFP; a Tekton "
-                "matrix runs its combinations side by side)"
+                f"ParallelFor {loop.kfp_name}: at most {loop.parallelism} iterations run at "
+                "once, each taking a slot in the kfp workspace (a Tekton matrix has no limit)"
             )
         return _ordered(task)
 
@@ -531,6 +551,11 @@ class _Builder:
             ]
             sources += [source for g in guards for source in g.operands.values()]
         plan["loops"] = self._loops_for(sources)
+        slots = self._slots(leaf)
+        if slots:
+            plan["slots"] = slots
+        if leaf.backoff is not None:
+            plan["backoff"] = leaf.backoff.plan()
         params, producers = self._uses(sources)
         statuses = sorted(
             {t for s in _status_sources(leaf.parameters) for t in s["tasks"]} - self.finals
@@ -552,7 +577,15 @@ class _Builder:
             "--task-run=$(context.taskRun.name)",
             "--task-uid=$(context.taskRun.uid)",
             *([f"--run-uid=$(params.{RUN_UID_PARAM})"] if run_uid else []),
+            # The attempt, for the launcher to wait set_retry's backoff before a retry.
+            *(["--retry-count=$(context.task.retry-count)"] if leaf.backoff else []),
         ]
+        sidecars: list[dict[str, Any]] = []
+        if slots and executor.kind != "python":
+            # The user's container runs in a step of its own: a sidecar holds the slot for
+            # the pod's life, and the first step waits until it does.
+            sidecars.append(self._slots_sidecar(leaf, slots, iterated))
+            common.append(f"--slots-held={POD_ID}")
         if executor.kind == "python":
             assert executor.python is not None
             plan["function"] = executor.python.function
@@ -598,7 +631,35 @@ class _Builder:
             steps = self._importer_steps(
                 leaf, executor, plan, common, iterated, result_args, prefix
             )
-        return _Parts(steps, params, statuses, results, settings, producers, iterated, run_uid)
+        return _Parts(
+            steps, params, statuses, results, settings, producers, iterated, run_uid, sidecars
+        )
+
+    def _slots(self, leaf: Leaf) -> list[dict[str, Any]]:
+        """The ParallelFor parallelism limits around a leaf, outermost first."""
+        loops = [self.graph.loops[name] for name in leaf.loops]
+        return [
+            {"loop": loop.name, "depth": loop.depth, "parallelism": loop.parallelism}
+            for loop in loops
+            if loop.parallelism
+        ]
+
+    def _slots_sidecar(
+        self, leaf: Leaf, slots: list[dict[str, Any]], iterated: bool
+    ) -> dict[str, Any]:
+        plan = {"task": leaf.name, "kfp_task": leaf.kfp_name, "slots": slots}
+        return {
+            "name": "slots",
+            "image": self.options.runtime_image,
+            "command": ["tekton-mlops", "kfp", "launch", "slots"],
+            "args": [
+                *self._common_args(iterated),
+                f"--slots-held={POD_ID}",
+                f"--plan={_json(plan)}",
+            ],
+            "computeResources": SIDECAR_RESOURCES,
+            "securityContext": RUNTIME_SECURITY,
+        }
 
     def _leaf_task(self, leaf: Leaf) -> dict[str, Any]:
         parts = self._leaf_parts(leaf)
@@ -611,6 +672,8 @@ class _Builder:
         settings = parts.settings
         if settings.volumes:
             task["taskSpec"]["volumes"] = settings.volumes
+        if parts.sidecars:
+            task["taskSpec"]["sidecars"] = parts.sidecars
         deps = set(leaf.deps) | parts.producers
         self._place(task, deps if not leaf.final else set(), leaf.when)
         matrix = self._matrix(leaf.scope)

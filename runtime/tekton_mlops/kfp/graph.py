@@ -33,6 +33,7 @@ from tekton_mlops.kfp.values import FINAL_STATUS, coerce
 
 Source = dict[str, Any]
 _CONTROL_FLOW = re.compile(r"^(for-loop|condition|condition-branches|exit-handler)-\d+$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 _SELECTOR = re.compile(r"""\[\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|(-?\d+))\s*\]""")
 #: Names the compiler itself gives tasks.
 OUTPUTS_TASK = "kfp-outputs"
@@ -70,6 +71,19 @@ class Condition:
         return self.depth > 0
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """KFP's retry backoff (``set_retry``): before retry n, wait
+    ``min(duration * factor ** (n - 1), maximum)`` seconds."""
+
+    duration: float
+    factor: float
+    maximum: float
+
+    def plan(self) -> dict[str, float]:
+        return {"duration": self.duration, "factor": self.factor, "max": self.maximum}
+
+
 @dataclass
 class Leaf:
     name: str
@@ -83,10 +97,14 @@ class Leaf:
     deps: set[str]
     final: bool
     retries: int = 0
+    #: ``set_retry``'s backoff, for the launcher to wait before a retry (Tekton has none).
+    backoff: Backoff | None = None
     caching: bool = False
     display: str = ""
     guards: list[str] = field(default_factory=list)
     final_group: str = ""
+    #: The loops around the leaf, outermost first.
+    loops: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -513,11 +531,6 @@ class _Walker:
                 for parent in parent_keys
                 for index in range(count)
             ]
-        if parallelism:
-            self.graph.notes.append(
-                f"{label}: parallelism {parallelism} is not enforced (a Tekton matrix has no "
-                "limit of its own); bound the run with the cluster's quota or --parallelism"
-            )
         self.graph.loops[loop.name] = loop
         return loop
 
@@ -565,6 +578,7 @@ class _Walker:
                 entry["source"] = artifacts[key]
             artifact_inputs[key] = entry
         retry = task.get("retryPolicy") or {}
+        retries = int(retry.get("maxRetryCount") or 0)
         leaf = Leaf(
             name=name,
             kfp_name=kfp_name,
@@ -578,9 +592,11 @@ class _Walker:
             final=ctx.final,
             guards=list(ctx.guards),
             final_group=ctx.final_group,
-            retries=int(retry.get("maxRetryCount") or 0),
+            retries=retries,
+            backoff=_backoff(retry, label) if retries else None,
             caching=bool((task.get("cachingOptions") or {}).get("enableCache")),
             display=str((task.get("taskInfo") or {}).get("name") or kfp_name),
+            loops=list(ctx.loops),
         )
         self.graph.leaves.append(leaf)
         return leaf
@@ -621,6 +637,31 @@ class _Walker:
             return wrap(_dag_artifact(selector, inner, key))
 
         return _Produced(param, artifact)
+
+
+def _seconds(value: Any, field_name: str, task: str) -> float:
+    """A protobuf Duration as the IR writes it (``"30s"``, ``"0.5s"``), in seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise CompileError(
+            f"task {task}: retryPolicy.{field_name} {value!r} is not a duration in seconds "
+            "such as '30s'"
+        )
+    return float(match.group(1))
+
+
+def _backoff(policy: dict[str, Any], task: str) -> Backoff | None:
+    """The backoff of a retry policy; None when retries start at once."""
+    duration = _seconds(policy.get("backoffDuration") or "0s", "backoffDuration", task)
+    if duration <= 0:
+        return None
+    factor = float(policy.get("backoffFactor") or 2.0)  # 0 is proto's "unset": KFP's 2.0
+    if factor < 0:
+        raise CompileError(f"task {task}: retryPolicy.backoffFactor {factor} is negative")
+    maximum = _seconds(policy.get("backoffMaxDuration") or "3600s", "backoffMaxDuration", task)
+    return Backoff(duration, factor, maximum)
 
 
 def _legacy_constant(value: Any) -> Any:

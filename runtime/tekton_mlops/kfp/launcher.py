@@ -16,6 +16,11 @@ writing the run's store in the ``kfp`` workspace (``store.py``):
   as the array result a matrix fans out over.
 - ``condition``: a condition outside loops, as a ``true``/``false`` result for ``when``.
 - ``outputs``: the pipeline's own outputs, as results of a ``finally`` task.
+- ``slots``: a sidecar holding a ParallelFor iteration's slot (``slots.py``) while the
+  steps of a container component or importer run.
+
+Before a retry (Tekton passes the attempt, ``$(context.task.retry-count)``) the first
+step waits ``set_retry``'s backoff, which Tekton's ``retries`` does not have.
 
 Outputs follow KFP's launcher: a value in ``executor_output.json`` wins over the output
 file; files are parsed by the declared type; an artifact keeps its URI and gets the
@@ -32,13 +37,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tekton_mlops.kfp import cel
+from tekton_mlops.kfp import cel, slots
 from tekton_mlops.kfp.errors import LaunchError
 from tekton_mlops.kfp.placeholders import (
     PlaceholderError,
@@ -78,6 +85,10 @@ class Invocation:
     task_uid: str = ""
     run_uid: str = ""
     plan: dict[str, Any] = field(default_factory=dict)
+    #: Which attempt this is: 0, then 1 for the first retry ...
+    attempt: int = 0
+    #: The pod's id when a slots sidecar holds this instance's ParallelFor slots.
+    slots_held: str = ""
 
     def context(self) -> RunContext:
         started = datetime.fromtimestamp(self.store.started(), UTC)
@@ -88,7 +99,7 @@ class Invocation:
             task_name=str(self.plan.get("kfp_task", self.plan.get("task", ""))),
             task_uid=self.task_uid or self.task_run,
             pipeline_root=str(self.store.workspace),
-            workspace_path=str(self.store.root / "workspace"),
+            workspace_path=str(self.store.workspace_dir()),
             create_time=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
 
@@ -270,7 +281,14 @@ def run_python(inv: Invocation, source: str) -> None:
     """A lightweight component, run with the installed KFP executor."""
     if _guarded_off(inv):
         return
+    wait_before_retry(inv)
+    with _slots(inv):
+        _run_python(inv, source)
+
+
+def _run_python(inv: Invocation, source: str) -> None:
     instance, data = _start(inv)
+    _check_kfp()
     _check_packages(inv.plan.get("packages") or [])
     function = str(inv.plan["function"])
     with tempfile.TemporaryDirectory(prefix="kfp-component-") as folder:
@@ -293,6 +311,18 @@ def run_python(inv: Invocation, source: str) -> None:
     if done.returncode != 0:
         raise LaunchError(f"component {function} exited with code {done.returncode}")
     publish(inv, instance, data)
+
+
+def _check_kfp() -> None:
+    """The function runs under KFP's executor: the image must hold the kfp package."""
+    import importlib.util
+
+    if importlib.util.find_spec("kfp") is None:
+        raise LaunchError(
+            "the runtime image lacks the kfp package, which runs lightweight Python "
+            "components: build the image's kfp variant (make image-kfp) and pass it with "
+            "--runtime-image"
+        )
 
 
 def _check_packages(requirements: list[str]) -> None:
@@ -324,6 +354,8 @@ def _check_packages(requirements: list[str]) -> None:
 
 def prepare(inv: Invocation, command_result: Path | None, args_result: Path | None) -> None:
     """A container component's command and args, resolved, as the main step's argv."""
+    wait_before_retry(inv)
+    _await_slots(inv)
     _, data = _start(inv)
     container = inv.plan.get("container") or {}
     context = inv.context()
@@ -428,11 +460,95 @@ def write_results(inv: Invocation, texts: Mapping[str, str]) -> None:
         path.write_text(text)
 
 
+# Retries and ParallelFor slots -----------------------------------------------------------
+
+
+def backoff_delay(backoff: Mapping[str, Any], attempt: int) -> float:
+    """Seconds to wait before retry ``attempt`` (1 for the first): the backoff grows by
+    its factor per retry, up to its maximum."""
+    if attempt < 1:
+        return 0.0
+    duration = float(backoff.get("duration") or 0)
+    factor = float(backoff.get("factor") or 2.0)
+    maximum = float(backoff.get("max") or 3600)
+    try:
+        grown = duration * factor ** (attempt - 1)
+    except OverflowError:
+        grown = maximum
+    return min(grown, maximum)
+
+
+def wait_before_retry(inv: Invocation) -> None:
+    """A retry waits ``set_retry``'s backoff first (Tekton retries at once)."""
+    backoff = inv.plan.get("backoff")
+    if not backoff or inv.attempt < 1:
+        return
+    delay = backoff_delay(backoff, inv.attempt)
+    log.info(
+        "task %s%s: retry %d waits %gs before the component runs (set_retry backoff %gs, "
+        "factor %g, at most %gs)",
+        inv.plan["task"],
+        _at(inv.key),
+        inv.attempt,
+        delay,
+        float(backoff.get("duration") or 0),
+        float(backoff.get("factor") or 2.0),
+        float(backoff.get("max") or 3600),
+    )
+    time.sleep(delay)
+
+
+def _slots(inv: Invocation) -> AbstractContextManager[None]:
+    """Hold this instance's ParallelFor slots (none outside limited loops)."""
+
+    def waiting(message: str) -> None:
+        log.info("task %s%s: %s", inv.plan["task"], _at(inv.key), message)
+
+    return slots.held(inv.store, slots.limits(inv.plan), inv.key, waiting)
+
+
+def hold_slots(inv: Invocation, pod: str) -> None:
+    """The slots sidecar: take the slots, tell the pod's steps, hold them until stopped
+    (Tekton stops sidecars once the steps are done; the kernel frees the locks)."""
+    marker = inv.store.slots_marker(pod)
+    failed = marker.with_name(marker.name + ".error")
+    try:
+        with _slots(inv):
+            marker.write_text("held")
+            log.info("task %s%s: slots held", inv.plan["task"], _at(inv.key))
+            while True:
+                time.sleep(3600)
+    except Exception as exc:
+        # The first step waits for the marker: tell it why there will be none.
+        failed.write_text(str(exc) or type(exc).__name__)
+        raise
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def _await_slots(inv: Invocation) -> None:
+    """The first step of a task whose slots sidecar takes its slots: wait until it has."""
+    if not inv.slots_held:
+        return
+    marker = inv.store.slots_marker(inv.slots_held)
+    failed = marker.with_name(marker.name + ".error")
+    told = False
+    while not marker.is_file():
+        if failed.is_file():
+            raise LaunchError(f"the slots sidecar failed: {failed.read_text()}")
+        if not told:
+            log.info("task %s%s: waiting for a ParallelFor slot", inv.plan["task"], _at(inv.key))
+            told = True
+        time.sleep(slots.POLL)
+
+
 # Importer -------------------------------------------------------------------------------
 
 
 def import_prepare(inv: Invocation, source_result: Path, output_result: Path) -> None:
     """The URI an importer fetches and where ``fetch-data`` puts it, as step results."""
+    wait_before_retry(inv)
+    _await_slots(inv)
     instance = _save(inv)
     importer = inv.plan["importer"]
     uri = inv.resolver().value(importer["uri"], inv.key)

@@ -11,11 +11,15 @@ tasks hand each other::
         artifacts/<name>                              output artifacts (file or folder)
         outputs.json                                  the record consumers read
     <workspace>/<run>/<driver>/iterations.json        the iterations a loop or condition let run
+    <workspace>/<run>/.workspace/                     KFP's workspace ({{$.workspace_path}})
+    <workspace>/<run>/.slots/                         ParallelFor parallelism slots (slots.py)
 
 An instance inside loops is keyed by its iteration indices, outermost first, joined
 with dots (``2.0``); Tekton passes the key as the matrix param ``kfp-iteration``.
 ``outputs.json`` is written last and atomically: it exists only for an instance that
 succeeded, which is how a consumer tells "did not run" from "produced nothing".
+Task folders are DNS labels; what is not a task's starts with a dot, so no task name
+can collide with it.
 """
 
 from __future__ import annotations
@@ -88,6 +92,28 @@ class Store:
             except (ValueError, KeyError):
                 time.sleep(0.01)  # another step is writing it this very moment
         return time.time()
+
+    def workspace_dir(self) -> Path:
+        """KFP's pipeline workspace (``dsl.WORKSPACE_PATH_PLACEHOLDER``): one folder per run
+        that every task may read and write, whatever user its container runs as."""
+        return self.shared_dir(self.root / ".workspace")
+
+    def slots_dir(self, loop: str, prefix: Key) -> Path:
+        """The slots of one loop instance (an inner loop has one per outer iteration)."""
+        return self.shared_dir(self.root / ".slots" / loop / key_text(prefix))
+
+    def slots_marker(self, holder: str) -> Path:
+        """Where a slots sidecar tells its pod's steps that it holds their slots."""
+        return self.shared_dir(self.root / ".slots" / ".held") / holder
+
+    def shared_dir(self, folder: Path) -> Path:
+        """``folder`` and its parents up to the run's folder, made and writable by all."""
+        chain = [folder, *folder.parents]
+        for path in reversed(chain[: chain.index(self.root) + 1]):
+            if not path.is_dir():
+                path.mkdir(exist_ok=True)
+                _share(path)
+        return folder
 
     def write_outputs(self, task: str, key: Key, record: dict[str, Any]) -> None:
         _write_json(self.instance(task, key) / OUTPUTS, record)
