@@ -62,6 +62,10 @@ image: $(STAMP) ## Build the runtime image with podman (no pulls); prints its re
 	hack/system-deps.sh --image
 	hack/image.sh
 
+image-kfp: $(STAMP) ## Build the runtime image's kfp variant (tag <version>-kfp) for `tekton-mlops kfp`
+	hack/system-deps.sh --image
+	VARIANT=kfp hack/image.sh
+
 image-test: $(STAMP) ## Build the image, run every step in it as 65532 and the Pipeline with --runner podman
 	hack/system-deps.sh --image
 	$(BIN)/pytest tests/local/test_podman.py $(PYTEST_ARGS)
@@ -89,4 +93,4 @@ services: $(STAMP) ## Start the local S3 server (moto) by hand on 127.0.0.1:5000
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) $(MLFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache .demo .demo-tune .bench .image .tekton-mlops .mutation
 
-.PHONY: help dev system-deps test lint docs verify fmt image image-test release mutation bench demo demo-tune services clean
+.PHONY: help dev system-deps test lint docs verify fmt image image-kfp image-test release mutation bench demo demo-tune services clean

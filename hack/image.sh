@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the runtime image with podman, pulling nothing, and print its reference last.
 # Usage: hack/image.sh            (BASE_IMAGE=... to use another base that is already local)
+#        VARIANT=kfp hack/image.sh  the image for `tekton-mlops kfp`: the kfp extra added, tag -kfp
 # Without a local BASE_IMAGE, Debian bookworm bases (build and runtime) are made once with
 # debootstrap.
 set -euo pipefail
@@ -11,7 +12,12 @@ for tool in podman runc debootstrap; do
 done
 version=$(.venv/bin/python -c "import tekton_mlops; print(tekton_mlops.__version__)")
 revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-image=${IMAGE:-localhost/tekton-mlops-runtime:$version}
+case ${VARIANT:-} in
+  "") extras=all; suffix="" ;;
+  kfp) extras=all,kfp; suffix=-kfp ;;
+  *) echo "VARIANT=${VARIANT}: the variants are kfp (or none)" >&2; exit 2 ;;
+esac
+image=${IMAGE:-localhost/tekton-mlops-runtime:$version$suffix}
 base=${BASE_IMAGE:-localhost/tekton-mlops-base:bookworm}
 build=${BUILD_IMAGE:-$base}
 
@@ -37,9 +43,9 @@ elif ! podman image exists "$base"; then
 fi
 
 rm -rf .image/wheels && mkdir -p .image/wheels
-.venv/bin/pip wheel --quiet --wheel-dir .image/wheels '.[all]' >&2
+.venv/bin/pip wheel --quiet --wheel-dir .image/wheels ".[$extras]" >&2
 podman --runtime runc build --quiet --network host -f runtime/Containerfile \
   --build-arg "BASE_IMAGE=$base" --build-arg "BUILD_IMAGE=$build" \
-  --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
+  --build-arg "VERSION=$version" --build-arg "REVISION=$revision" --build-arg "EXTRAS=$extras" \
   -t "$image" . >&2
 echo "$image"
