@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -63,8 +64,9 @@ def test_a_helper_that_died_is_named_not_waited_for() -> None:
     renderer = Renderer()
     renderer._process.kill()
     renderer._process.wait()
-    with pytest.raises(RenderError, match="stopped"):
+    with contextlib.suppress(RenderError):  # the write may already meet the closed pipe
         renderer.submit("regression_figures", *_regression_job())
+    with pytest.raises(RenderError, match="stopped"):
         renderer.result()
     with pytest.raises(RenderError, match="stopped"):
         renderer.result()
