@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import itertools
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -487,3 +489,182 @@ def test_a_table_with_categories_and_gaps_is_tuned_as_train_model_will_fit_it(  
         f"--hyperparameters={outcome.results['best-params']}",
     )
     assert trained.exit_code == 0, trained.output
+
+
+def test_parallel_workers_walk_a_grid_once(run_step, datasets, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The grid's size is the budget: a worker finishing while the other runs the last
+    point does not start that point again."""
+    space = {
+        "C": {"choices": [0.1, 0.3, 1, 3, 10, 30]},
+        "fit_intercept": {"choices": [True, False]},
+    }
+    out = tmp_path / "out"
+    outcome = tune(
+        run_step,
+        datasets["iris"],
+        out,
+        space,
+        "--sampler=grid",
+        "--n-trials=50",
+        "--workers=2",
+        "--cv-folds=3",
+    )
+    assert outcome.exit_code == 0, outcome.output
+    rows = read_trials(out)
+    assert sorted(int(r["number"]) for r in rows) == list(range(12))
+    visited = sorted((p["C"], p["fit_intercept"]) for p in (json.loads(r["params"]) for r in rows))
+    assert visited == sorted(itertools.product([0.1, 0.3, 1, 3, 10, 30], [True, False]))
+
+
+# Trials of a few seconds each: long enough to be killed in the middle of one.
+SLOW_SPACE = {"n_estimators": {"choices": [400]}, "max_depth": {"low": 2, "high": 8}}
+QUICK_HEARTBEAT = {"TEKTON_MLOPS_TUNE_HEARTBEAT": "1", "TEKTON_MLOPS_TUNE_GRACE": "3"}
+
+
+def beating_trials(db: Path) -> int:
+    """RUNNING trials that recorded a heartbeat, read from Optuna's tables in ``db``."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as found:
+            (count,) = found.execute(
+                "SELECT count(*) FROM trials JOIN trial_heartbeats USING (trial_id)"
+                " WHERE trials.state = 'RUNNING'"
+            ).fetchone()
+    except sqlite3.Error:  # not made yet, or locked for a moment
+        return 0
+    return int(count)
+
+
+def wait_until(done, process: subprocess.Popen, what: str) -> None:  # type: ignore[no-untyped-def,type-arg]
+    deadline = time.monotonic() + 120
+    while not done():
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, f"no {what} in 120 s"
+        time.sleep(0.1)
+
+
+def test_a_killed_workers_trial_fails_stale_and_the_study_still_runs_n_trials(  # type: ignore[no-untyped-def]
+    datasets, tmp_path
+) -> None:
+    """A worker pod SIGKILLed mid-trial: the next worker fails its trial once the heartbeat
+    is older than the grace period, gets its ticket back and runs its parameters again."""
+    import optuna
+
+    db = tmp_path / "study.db"
+    env = {**os.environ, **QUICK_HEARTBEAT}
+    common = [
+        CLI,
+        "tune-model",
+        f"--data={datasets['cancer']}",
+        "--target-column=target",
+        "--estimator=random-forest-classifier",
+        f"--search-space={json.dumps(SLOW_SPACE)}",
+        f"--storage=sqlite:///{db}",
+        "--study-name=s",
+        "--n-trials=3",
+        "--cv-folds=3",
+    ]
+    doomed = subprocess.Popen(
+        [*common, "--role=worker", f"--results-dir={tmp_path}/r0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_until(lambda: beating_trials(db) == 1, doomed, "running trial")
+    time.sleep(0.5)  # into its training (a trial takes seconds), past drawing its point
+    doomed.kill()
+    doomed.communicate()
+    assert beating_trials(db) == 1  # left RUNNING by the dead worker
+
+    after = subprocess.run(
+        [*common, "--role=worker", "--worker-index=1", f"--results-dir={tmp_path}/r1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert after.returncode == 0, after.stderr
+    assert "trial 0 failed stale" in after.stderr
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
+    states = {t.number: t.state.name for t in study.trials}
+    assert sorted(states.values()) == ["COMPLETE"] * 3 + ["FAIL"]
+    assert states[0] == "FAIL"
+    retried = [t for t in study.trials if t.user_attrs.get("tekton-mlops:retry-of") == 0]
+    assert [t.params for t in retried] == [study.trials[0].params]  # its point, run again
+    assert (tmp_path / "r1" / "trial-count").read_text() == "3"
+
+    summary = subprocess.run(
+        [
+            *common,
+            "--role=summarize",
+            f"--output={tmp_path}/report",
+            f"--results-dir={tmp_path}/rs",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert summary.returncode == 0, summary.stderr
+    assert "1 more failed stale" in summary.stderr
+    assert (tmp_path / "rs" / "trial-count").read_text() == "3"
+    report = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert report["failed_stale"] == [0]
+    assert report["trials"] == {"COMPLETE": 3}
+    rows = read_trials(tmp_path / "report")
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 3
+    assert "0" not in [r["number"] for r in rows]
+
+
+def _worker_processes(pid: int) -> list[int]:
+    """The spawned worker processes of ``pid`` (not multiprocessing's resource tracker)."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+        if b"spawn_main" in command:
+            found.append(int(child))
+    return found
+
+
+def test_a_killed_worker_process_neither_hangs_the_step_nor_costs_a_trial(  # type: ignore[no-untyped-def]
+    datasets, tmp_path
+) -> None:
+    """--workers=2 and the second process is SIGKILLed mid-trial (the OOM killer's way):
+    the step goes on, fails that trial stale and runs it again itself."""
+    out = tmp_path / "out"
+    step = subprocess.Popen(
+        [
+            CLI,
+            "tune-model",
+            f"--data={datasets['cancer']}",
+            "--target-column=target",
+            "--estimator=random-forest-classifier",
+            f"--search-space={json.dumps(SLOW_SPACE)}",
+            "--sampler=random",
+            "--n-trials=4",
+            "--cv-folds=3",
+            "--workers=2",
+            f"--output={out}",
+            f"--results-dir={tmp_path}/r",
+        ],
+        env={**os.environ, **QUICK_HEARTBEAT},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    def both_in_a_trial() -> bool:
+        return any(beating_trials(db) == 2 for db in tmp_path.glob(".out.partial-*/study.db"))
+
+    wait_until(both_in_a_trial, step, "two running trials")
+    (child,) = _worker_processes(step.pid)
+    os.kill(child, signal.SIGKILL)
+    log = step.communicate(timeout=300)[0]
+    assert step.returncode == 0, log
+    assert "worker process 1 killed by SIGKILL" in log
+    report = json.loads((out / "summary.json").read_text())
+    assert len(report["failed_stale"]) == 1
+    assert report["trials"] == {"COMPLETE": 4}
+    assert (tmp_path / "r" / "trial-count").read_text() == "4"

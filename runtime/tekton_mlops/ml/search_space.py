@@ -16,6 +16,7 @@ finds a "best" value the next step refuses.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ PARAM = "search-space"
 
 #: The largest grid the grid sampler is asked to walk: beyond it, a grid is a mistake.
 MAX_GRID_POINTS = 100_000
+#: The largest finite space whose points TPE and random search keep track of, to try each
+#: once; in a larger one a repeat is rare.
+MAX_TRACKED_POINTS = 10_000
 
 _RANGE_KEYS = {"low", "high", "log", "step"}
 
@@ -105,8 +109,83 @@ class SearchSpace:
                 )
         return found
 
+    def points(self) -> list[dict[str, Any]] | None:
+        """Every point of a finite space (each dimension has choices, or is an integer or
+        stepped range) of more than one and at most MAX_TRACKED_POINTS points, else None.
+        A dimension with one value is left out: there is nothing to draw."""
+        import itertools
+
+        grids = [(d.name, d.grid()) for d in self.dimensions]
+        if any(points is None for _, points in grids):
+            return None
+        varied = [(name, points) for name, points in grids if points and len(points) > 1]
+        size = math.prod(len(points) for _, points in varied)
+        if not varied or size > MAX_TRACKED_POINTS:
+            return None
+        names = [name for name, _ in varied]
+        return [
+            dict(zip(names, values, strict=True))
+            for values in itertools.product(*(points for _, points in varied))
+        ]
+
+    def distributions(self) -> dict[str, Any]:
+        """The Optuna distribution :meth:`suggest` draws each hyper-parameter from."""
+        from optuna.distributions import (
+            BaseDistribution,
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        found: dict[str, BaseDistribution] = {}
+        for d in self.dimensions:
+            if d.kind == "categorical":
+                found[d.name] = CategoricalDistribution(list(d.choices))
+            elif d.kind == "int":
+                found[d.name] = IntDistribution(
+                    int(d.low), int(d.high), step=int(d.step or 1), log=d.log
+                )
+            else:
+                found[d.name] = FloatDistribution(d.low, d.high, step=d.step, log=d.log)
+        return found
+
+    def distance(self, a: dict[str, Any], b: dict[str, Any]) -> float:
+        """How far apart two points are: per range, the steps between them over the
+        range's steps; per set of choices (unordered), 0 or 1."""
+        total = 0.0
+        for d in self.dimensions:
+            points = d.grid()
+            if d.name not in a or d.name not in b or not points or len(points) < 2:
+                continue
+            if d.kind == "categorical":
+                total += 0.0 if _same(a[d.name], b[d.name]) else 1.0
+            else:
+                i, j = (_nearest(points, point[d.name]) for point in (a, b))
+                total += abs(i - j) / (len(points) - 1)
+        return total
+
     def to_json(self) -> dict[str, Any]:
         return {d.name: _plain(d) for d in self.dimensions}
+
+
+def point_key(params: dict[str, Any]) -> str:
+    """A point as a key: the same for a value read back from the storage (floats rounded
+    as grid points are, 1e-10), whatever the order of the names."""
+
+    def plain(value: Any) -> Any:
+        return round(value, 10) if isinstance(value, float) else value
+
+    return json.dumps({k: plain(v) for k, v in params.items()}, sort_keys=True)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return bool(type(a) is type(b) and a == b) or (
+        _is_number(a) and _is_number(b) and math.isclose(a, b, rel_tol=1e-9)
+    )
+
+
+def _nearest(points: list[Any], value: Any) -> int:
+    return min(range(len(points)), key=lambda i: abs(points[i] - value))
 
 
 def _plain(d: Dimension) -> dict[str, Any]:

@@ -12,21 +12,27 @@ each rung, and stops when it falls below the median of earlier trials at the
 same rung. Logistic and linear regression fit in one go: the pruner changes
 nothing for them.
 
-Every worker is the same function: it opens the shared study and runs trials
-until the study's trial budget (see :mod:`study_storage`), its wall-time
-deadline, or, for a grid, the grid is spent. A process pool runs several in
-one pod; pods run one each against a shared database.
+Every worker is the same function: it opens the shared study and runs trials,
+one ticket of the study's budget each (see :mod:`study_storage`), until the
+tickets or its wall-time deadline are spent. A grid's budget is at most its
+number of points, so a grid is walked once. Processes run several workers in one
+pod; pods run their own against a shared database. A worker process that dies
+(killed, out of memory) leaves a RUNNING trial: the pod waits for it to fail
+stale and runs the trial it owed itself.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import math
+import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from tekton_mlops.errors import DataError, MlopsError
@@ -37,6 +43,8 @@ MINIMIZED = frozenset({"mae", "mse", "rmse"})
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "r2"}
 RUNGS = 4
 CONFIG_ATTR = "tekton-mlops:config"
+#: Added to a worker's seed offset when it runs again after a death: another stream of draws.
+RERUN_OFFSET = 7919
 
 log = logging.getLogger("tekton_mlops.tune-model")
 
@@ -86,18 +94,113 @@ def quiet_optuna() -> None:
 
 
 def sampler_for(kind: str, space: SearchSpace, seed: int, budget: int = 100) -> Any:
+    """The study's sampler. TPE and random search over a finite space try each point once
+    (see :func:`untried_sampler`)."""
     import optuna
 
     if kind == "grid":
         return optuna.samplers.GridSampler(space.grid(), seed=seed)
     if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    # TPE starts from random trials before it models anything: Optuna's 10 are a fifth of a
-    # 50-trial budget, the budgets a pipeline step runs. A tenth of the budget (4 to 10)
-    # starts it sooner: on benchmarks/bench_tune.py's 48-point spaces TPE then reaches the
-    # grid's best in 9 and 15 trials instead of 18 and 20.
-    startup = max(4, min(10, budget // 10))
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+        base: Any = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        # TPE starts from random trials before it models anything: Optuna's 10 are a fifth
+        # of a 50-trial budget, the budgets a pipeline step runs. A tenth of the budget (4 to
+        # 10) starts it sooner: on benchmarks/bench_tune.py's 48- and 64-point spaces, over
+        # 200 seeds, TPE needs a tenth fewer trials to reach the grid's best with 4 to 6
+        # start-up trials than with 10.
+        startup = max(4, min(10, budget // 10))
+        base = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+    points = space.points()
+    if points is None:
+        return base
+    return untried_sampler(base, space, points, seed)
+
+
+def untried_sampler(base: Any, space: SearchSpace, points: list[dict[str, Any]], seed: int) -> Any:
+    """``base`` over a finite space, never proposing a point a trial of the study already
+    has (finished, running in another worker, or waiting to be retried) while one is left.
+
+    A trial's score is a function of its point (the same folds, the same estimator seed),
+    so a repeat is a trial wasted: TPE repeated 3 to 5 of its first 20 trials, on average,
+    on the 48- and 64-point spaces of benchmarks/bench_tune.py; random search more. When
+    the base sampler proposes a point already tried, the untried point nearest to it is
+    drawn instead (:meth:`SearchSpace.distance`, ties drawn at random): TPE's preference
+    is kept, the repeat is not. Random search and TPE's random start-up draw uniformly
+    among the untried points. Once every point is tried, the base sampler's proposal
+    stands. Public Optuna interfaces only: the proposal is a relative sample over the
+    whole space, which Optuna's Trial uses for every suggest.
+    """
+    return _untried_class()(base, space, points, seed)
+
+
+@functools.cache
+def _untried_class() -> type:
+    import random
+
+    import optuna
+
+    from tekton_mlops.ml.search_space import point_key
+
+    class UntriedSampler(optuna.samplers.BaseSampler):
+        def __init__(
+            self, base: Any, space: SearchSpace, points: list[dict[str, Any]], seed: int
+        ) -> None:
+            self._base = base
+            self._space = space
+            self._points = points
+            self._keys = [point_key(p) for p in points]
+            self._names = sorted(points[0])
+            every = space.distributions()
+            self._distributions = {name: every[name] for name in self._names}
+            self._rng = random.Random(seed)
+
+        def _key(self, params: dict[str, Any]) -> str | None:
+            if not all(name in params for name in self._names):
+                return None  # a trial still drawing its point
+            return point_key({name: params[name] for name in self._names})
+
+        def reseed_rng(self) -> None:
+            self._base.reseed_rng()
+            self._rng.seed()
+
+        def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+            return dict(self._distributions)
+
+        def sample_relative(
+            self, study: Any, trial: Any, search_space: dict[str, Any]
+        ) -> dict[str, Any]:
+            if not search_space:
+                return {}
+            tried = set()
+            for other in study.get_trials(deepcopy=False):
+                params = other.params or other.system_attrs.get("fixed_params") or {}
+                if other.number != trial.number and (key := self._key(params)):
+                    tried.add(key)
+            proposal = self._base.sample_relative(study, trial, search_space)
+            key = self._key(proposal)
+            if key is not None and key not in tried:
+                return dict(proposal)
+            free = [i for i, k in enumerate(self._keys) if k not in tried]
+            if not free:
+                return dict(proposal)  # every point tried: a repeat, or the base's own draw
+            if key is not None:
+                distances = [self._space.distance(proposal, self._points[i]) for i in free]
+                closest = min(distances)
+                free = [i for i, d in zip(free, distances, strict=True) if d == closest]
+            return dict(self._points[self._rng.choice(free)])
+
+        def sample_independent(
+            self, study: Any, trial: Any, param_name: str, param_distribution: Any
+        ) -> Any:
+            return self._base.sample_independent(study, trial, param_name, param_distribution)
+
+        def before_trial(self, study: Any, trial: Any) -> None:
+            self._base.before_trial(study, trial)
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            self._base.after_trial(study, trial, state, values)
+
+    return UntriedSampler
 
 
 def pruner_for(kind: str) -> Any:
@@ -117,12 +220,19 @@ def incremental(estimator: str) -> bool:
     return "warm_start" in params and "n_estimators" in params
 
 
-def open_study(storage: Any, name: str, config: StudyConfig, sampler: Any, pruner: Any) -> Any:
+def trial_budget(config: StudyConfig, space: SearchSpace, n_trials: int) -> int:
+    """The study's tickets: n-trials, or a grid's number of points when it has fewer."""
+    if config.sampler == "grid":
+        return min(n_trials, math.prod(len(points) for points in space.grid().values()))
+    return n_trials
+
+
+def open_study(store: Any, name: str, config: StudyConfig, sampler: Any, pruner: Any) -> Any:
     """Create the study or join it; a study made for another search is refused."""
     import optuna
 
     study = optuna.create_study(
-        storage=storage,
+        storage=store.storage,
         study_name=name,
         direction=optuna.study.StudyDirection[config.direction.upper()],
         sampler=sampler,
@@ -139,14 +249,16 @@ def open_study(storage: Any, name: str, config: StudyConfig, sampler: Any, prune
             f"study {name!r} was made for another search (differs in {', '.join(differing)}); "
             "use a new study-name"
         )
+    study_id = store.storage.get_study_id_from_name(name)
+    store.ledger.open(name, study_id, len(study.get_trials(deepcopy=False)))
     return study
 
 
-def load_study(storage: Any, name: str) -> Any:
+def load_study(store: Any, name: str) -> Any:
     import optuna
 
     try:
-        return optuna.load_study(study_name=name, storage=storage)
+        return optuna.load_study(study_name=name, storage=store.storage)
     except KeyError:
         raise MlopsError(f"no study {name!r} in the storage") from None
 
@@ -202,12 +314,14 @@ class Objective:
         self.prune = prune
         self.splits = folds(self.y, task.config.cv_folds, task.config.seed, classifier)
         self.ran = 0
+        self.number: int | None = None  # the trial being run
 
     def __call__(self, trial: Any) -> float:
         import optuna
         from sklearn.exceptions import ConvergenceWarning
 
         self.ran += 1
+        self.number = trial.number
         params = self.task.space.suggest(trial)
         started = time.monotonic()
         with warnings.catch_warnings(record=True) as caught:
@@ -310,7 +424,8 @@ def read_table(task: WorkerTask, classifier: bool) -> TrainingTable:
 
 
 def run_worker(task: WorkerTask) -> int:
-    """Run trials of the shared study until a budget is spent; return how many it ran."""
+    """Run trials of the shared study, a ticket each, until the tickets or the time are
+    spent; return how many it ran."""
     import optuna
 
     from tekton_mlops.ml import estimators, study_storage
@@ -324,24 +439,73 @@ def run_worker(task: WorkerTask) -> int:
         classifier,
         prune=config.pruner == "median" and incremental(config.estimator),
     )
-    storage = study_storage.connect(task.storage_url, task.n_trials)
-    study = open_study(
-        storage,
-        task.study_name,
-        config,
-        sampler_for(config.sampler, task.space, config.seed + task.seed_offset, task.n_trials),
-        pruner_for(config.pruner),
-    )
-    timeout = None if task.deadline is None else max(0.0, task.deadline - time.time())
-    if timeout == 0.0:
-        return 0
+    budget = trial_budget(config, task.space, task.n_trials)
+    store = study_storage.connect(task.storage_url)
     try:
-        study.optimize(objective, n_trials=task.n_trials, timeout=timeout, gc_after_trial=False)
-    except study_storage.TrialBudgetSpent:
-        pass  # the other workers ran the rest of the budget
+        study = open_study(
+            store,
+            task.study_name,
+            config,
+            sampler_for(config.sampler, task.space, config.seed + task.seed_offset, budget),
+            pruner_for(config.pruner),
+        )
+        # A dead worker's trial, stale by now, gives its ticket back before this one counts.
+        study_storage.fail_stale(study)
+        while task.deadline is None or time.time() < task.deadline:
+            if not store.ledger.take(task.study_name, budget):
+                break  # the other workers run (or ran) the rest of the budget
+            before = objective.ran
+            try:
+                # One trial per ticket; Optuna fails stale trials and beats the heart.
+                study.optimize(objective, n_trials=1, gc_after_trial=False)
+            except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+                number = objective.number if objective.ran > before else None
+                if number is None or number not in store.ledger.stale(task.study_name):
+                    raise
+                # Its heartbeat was late (a stalled node, a lost connection) and another
+                # worker failed it stale; its retry runs elsewhere.
+                log.warning(
+                    "trial %d was failed stale by another worker; its result is dropped", number
+                )
     except optuna.exceptions.StorageInternalError as exc:
         raise MlopsError(f"the study storage failed: {exc.__cause__ or exc}") from None
+    finally:
+        store.close()
     return objective.ran
+
+
+def run_search(
+    tasks: Sequence[WorkerTask], spare: Sequence[Spare], wait_for_others: bool
+) -> list[int]:
+    """Run the tasks (:func:`run_parallel`); how many trials each ran.
+
+    A worker process that died left its trial RUNNING: once no other worker here runs,
+    wait for it to fail stale (the grace period), which gives its ticket back, and run
+    what came back here. With ``wait_for_others`` (a worker pod among others), wait so
+    for every RUNNING trial of the study: one may be another pod's that died.
+    """
+    from tekton_mlops.ml import study_storage
+
+    ran, died = run_parallel(tasks, spare)
+    for death in died:
+        log.warning("%s; its trial fails stale and runs again", death)
+    if not (died or wait_for_others):
+        return ran
+    first = tasks[0]
+    store = study_storage.connect(first.storage_url)
+    try:
+        study = load_study(store, first.study_name)
+        beat = store.heartbeat
+        running = study_storage.settle(study, beat, beat.grace + beat.interval + 1)
+        budget = trial_budget(first.config, first.space, first.n_trials)
+        owed = store.ledger.taken(first.study_name) < budget
+    finally:
+        store.close()
+    if running:
+        log.info("%d trial(s) still running in other workers", running)
+    if owed and (first.deadline is None or time.time() < first.deadline):
+        ran.append(run_worker(replace(first, seed_offset=first.seed_offset + RERUN_OFFSET)))
+    return ran
 
 
 def _configure_child_logging(prefix: str) -> None:
@@ -353,31 +517,127 @@ def _configure_child_logging(prefix: str) -> None:
     root.propagate = False
 
 
-def _child(task: WorkerTask) -> int:
-    """A worker in a process of its own (spawned: imports are fresh, no lock is inherited)."""
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+@dataclass(frozen=True)
+class Spare:
+    """A worker process started ahead of its task, and its end of their pipe."""
 
-    _configure_child_logging(f"process {task.seed_offset}: ")
-    # One CPU per worker: BLAS or OpenMP threads in every process would oversubscribe them.
-    with threadpool_limits(limits=1):
-        return run_worker(task)
+    process: Any  # multiprocessing's SpawnProcess
+    pipe: Any  # multiprocessing.connection.Connection: the task goes in, the outcome out
 
 
-def run_parallel(tasks: Sequence[WorkerTask]) -> list[int]:
-    """Run the tasks together: the first here, each other one in a process of its own.
-
-    This process has its libraries loaded and starts trials at once, while the others
-    import theirs. A failure here stops them all; theirs surfaces when this one is done.
-    """
+@contextlib.contextmanager
+def worker_processes(count: int) -> Iterator[list[Spare]]:
+    """``count`` worker processes, spawned now to import their libraries while the caller
+    reads the data and prepares the study; each waits for its task (:func:`run_parallel`).
+    Leaving the block stops every one still running."""
     import multiprocessing
 
+    context = multiprocessing.get_context("spawn")
+    spare: list[Spare] = []
+    try:
+        for _ in range(count):
+            here, there = context.Pipe()
+            process = context.Process(target=_child, args=(there,), daemon=True)
+            process.start()
+            there.close()  # the child holds the only other end: its death ends the pipe
+            spare.append(Spare(process, here))
+        yield spare
+    finally:
+        for one in spare:
+            if one.process.is_alive():
+                one.process.terminate()
+            one.process.join()
+            one.pipe.close()
+
+
+def _warm_up() -> None:
+    """Import what a worker needs, ahead of its task (spawned: imports are fresh)."""
+    import optuna  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+    import sqlalchemy  # noqa: F401
+
+    from tekton_mlops.ml import estimators, preprocessing  # noqa: F401
+
+
+def _child(pipe: Any) -> None:
+    """A worker in a process of its own: warm up, take the task, send back how many trials
+    it ran, or its error."""
+    import pickle
+
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    _warm_up()
+    try:
+        task = pipe.recv()
+    except EOFError:  # the step ended before it had a task for this process
+        return
+    _configure_child_logging(f"process {task.seed_offset}: ")
+    outcome: tuple[str, Any]
+    try:
+        # One CPU per worker: BLAS or OpenMP threads in every process would oversubscribe them.
+        with threadpool_limits(limits=1):
+            outcome = ("ran", run_worker(task))
+    except Exception as exc:  # noqa: BLE001 - raised again in the parent
+        outcome = ("error", exc)
+    try:
+        pipe.send(outcome)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        pipe.send(("error", MlopsError(f"{type(outcome[1]).__name__}: {outcome[1]}")))
+    pipe.close()
+    sys.stderr.flush()
+    # Nothing is left to do: skip the interpreter's teardown (a few tenths of a second with
+    # scikit-learn loaded), which the step would wait for.
+    os._exit(0)
+
+
+def _death(task: WorkerTask, exitcode: int | None) -> str:
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        try:
+            how = f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            how = f"killed by signal {-exitcode}"
+    else:
+        how = f"exited with code {exitcode} without a result"
+    return f"worker process {task.seed_offset} {how}"
+
+
+def run_parallel(
+    tasks: Sequence[WorkerTask], spare: Sequence[Spare]
+) -> tuple[list[int], list[str]]:
+    """Run the tasks together: the first here, each other one in a ``spare`` process;
+    how many trials each ran (those that finished), and the processes that died.
+
+    A failure here stops them all (the caller leaves :func:`worker_processes`); theirs
+    surfaces when this one is done. A process that dies (a signal, the OOM killer) is
+    reported, not waited for forever.
+    """
     from threadpoolctl import threadpool_limits
 
     if len(tasks) == 1:
-        return [run_worker(tasks[0])]
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(len(tasks) - 1) as pool:  # leaving the block terminates every process
-        others = pool.map_async(_child, tasks[1:], chunksize=1)
-        with threadpool_limits(limits=1):
-            here = run_worker(tasks[0])
-        return [here, *others.get()]
+        return [run_worker(tasks[0])], []
+    others = list(zip(tasks[1:], spare, strict=True))
+    for task, one in others:
+        one.pipe.send(task)
+    with threadpool_limits(limits=1):
+        ran = [run_worker(tasks[0])]
+    died: list[str] = []
+    errors: list[BaseException] = []
+    for task, one in others:
+        try:
+            kind, value = one.pipe.recv()
+        except EOFError:
+            kind, value = "died", None
+        one.process.join()
+        if kind == "ran":
+            ran.append(value)
+        elif kind == "error":
+            errors.append(value)
+        else:
+            died.append(_death(task, one.process.exitcode))
+    if errors:
+        raise errors[0]
+    return ran, died

@@ -3,7 +3,9 @@
 trials.csv has one row per trial: number, state, value (the cross-validated
 score, empty for a pruned or failed trial), params (JSON, sorted keys) and
 duration in seconds. Everything but the duration is the same for the same
-inputs and seed with one worker.
+inputs and seed with one worker. A trial that failed stale (its worker died
+mid-trial, see :mod:`study_storage`) is no row: it has no score, its ticket went
+back to the budget and its parameters ran again; summary.json lists its number.
 
 Parameter importance is Optuna's fANOVA (a random forest fitted on the
 completed trials' parameters and scores, seeded, so the figures repeat); it
@@ -35,9 +37,12 @@ class TrialRow:
     duration: float | None
 
 
-def rows(study: Any) -> list[TrialRow]:
+def rows(study: Any, leave_out: frozenset[int] | set[int] = frozenset()) -> list[TrialRow]:
+    """The study's trials by number, but those numbered in ``leave_out``."""
     found = []
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        if trial.number in leave_out:
+            continue
         duration = trial.duration.total_seconds() if trial.duration is not None else None
         value = trial.value if trial.state.name == "COMPLETE" else None
         found.append(TrialRow(trial.number, trial.state.name, value, dict(trial.params), duration))

@@ -4,6 +4,13 @@ Roles: ``all`` runs the search with ``workers`` processes on one study (a SQLite
 file in the output unless a storage is named) and writes the report;
 ``worker`` only runs trials against a shared storage, in as many pods as a
 Pipeline fans out; ``summarize`` reads that study and writes the report.
+
+The study holds ``n-trials`` trials that ran to an end: a trial whose worker died
+(killed, out of memory) fails stale once its heartbeat is older than the grace
+period, is left out of the report and is run again (see ``ml/study_storage.py``;
+``TEKTON_MLOPS_TUNE_HEARTBEAT`` and ``TEKTON_MLOPS_TUNE_GRACE`` set the heartbeat).
+A worker pod, or a pod whose worker process died, waits up to the grace period
+for such a trial before it ends; summarize waits so for a trial still RUNNING.
 """
 
 from __future__ import annotations
@@ -102,7 +109,7 @@ def _storage_url(params: Params, stage: Path | None) -> str:
 
 
 def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
-    from tekton_mlops.ml import columns, estimators, study_storage, tabular, tuning
+    from tekton_mlops.ml import estimators, tuning
 
     space = _checked_space(params)
     output = Path(params.output) if params.output else None
@@ -118,6 +125,24 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
             _log_study(tracked, output)
         return {**results, "mlflow-run-id": tracked.run_id}
 
+    # The other worker processes start now: they import their libraries (a second or
+    # more) while this one reads the data and prepares the study, instead of after.
+    with tuning.worker_processes(params.workers - 1) as spare:
+        return _search(params, ctx, space, output, metric, spare)
+
+
+def _search(
+    params: Params,
+    ctx: StepContext,
+    space: Any,
+    output: Path | None,
+    metric: str,
+    spare: list[Any],
+) -> dict[str, ResultValue]:
+    """Roles all and worker: run the trials, in this process and the ``spare`` ones."""
+    from tekton_mlops.ml import columns, estimators, study_storage, tabular, tuning
+
+    spec = estimators.ESTIMATORS[params.estimator]
     source = tabular.locate(params.data, params.data_digest)
     # Read and split once here, so unusable data fails before a study or a file exists.
     table = columns.read_frame(
@@ -138,6 +163,14 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     )
     if params.pruner == "median" and not tuning.incremental(params.estimator):
         ctx.log.info("%s trains in one go: the median pruner has no effect", params.estimator)
+    points = space.points()
+    if params.sampler != "grid" and points is not None and len(points) < params.n_trials:
+        ctx.log.info(
+            "the search space has %d points: trials past the %dth repeat points (and their "
+            "scores); the grid sampler stops when every point is tried",
+            len(points),
+            len(points),
+        )
     deadline = time.time() + params.timeout if params.timeout else None
 
     def tasks(url: str, name: str) -> list[tuning.WorkerTask]:
@@ -169,10 +202,14 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
             study_storage.redact(url),
         )
         _prepare(url, params.study_name, params.n_trials, config, space)
-        ran = sum(tuning.run_parallel(tasks(url, params.study_name)))
-        study = tuning.load_study(study_storage.connect(url, None), params.study_name)
+        # Other pods share the study: one of them may die mid-trial.
+        ran = sum(tuning.run_search(tasks(url, params.study_name), spare, wait_for_others=True))
+        store = study_storage.connect(url)
+        try:
+            best = _best(tuning.load_study(store, params.study_name))
+        finally:
+            store.close()
         ctx.log.info("worker %d ran %d trial(s)", params.worker_index, ran)
-        best = _best(study)
         return {
             "best-params": _compact(best.params) if best else "{}",
             "best-score": repr(best.value) if best else "",
@@ -184,7 +221,7 @@ def run(params: Params, ctx: StepContext) -> dict[str, ResultValue]:
     assert output is not None
     name = params.study_name or DEFAULT_STUDY
     with _tracked(params, ctx) as tracked:
-        results = _tune(params, ctx, output, name, config, space, tasks)
+        results = _tune(params, ctx, output, name, config, space, tasks, spare)
         _log_study(tracked, output)
     return {**results, "mlflow-run-id": tracked.run_id}
 
@@ -197,6 +234,7 @@ def _tune(
     config: Any,
     space: Any,
     tasks: Callable[[str, str], list[Any]],
+    spare: list[Any],
 ) -> dict[str, ResultValue]:
     from tekton_mlops.ml import study_storage, tuning
 
@@ -214,9 +252,12 @@ def _tune(
             params.workers,
         )
         _prepare(url, name, params.n_trials, config, space)
-        tuning.run_parallel(tasks(url, name))
-        study = tuning.load_study(study_storage.connect(url, None), name)
-        return _report(params, ctx, study, config, output, stage)
+        tuning.run_search(tasks(url, name), spare, wait_for_others=False)
+        store = study_storage.connect(url)
+        try:
+            return _report(params, ctx, store, tuning.load_study(store, name), output, stage)
+        finally:
+            store.close()
 
 
 def _tracked(params: Params, ctx: StepContext) -> AbstractContextManager[Any]:
@@ -272,20 +313,24 @@ def _log_study(tracked: Any, output: Path) -> None:
     tracked.log_artifacts(output, "tuning")
 
 
-def _prepare(url: str, name: str, budget: int, config: Any, space: Any) -> None:
-    """Create the study (and the schema) once, before workers race to do it."""
+def _prepare(url: str, name: str, n_trials: int, config: Any, space: Any) -> None:
+    """Create the study, its budget (and the schema) once, before workers race to do it."""
     from tekton_mlops.ml import study_storage, tuning
 
     tuning.quiet_optuna()
-    storage = study_storage.connect(url, budget)
-    tuning.open_study(
-        storage,
-        name,
-        config,
-        tuning.sampler_for(config.sampler, space, config.seed, budget),
-        tuning.pruner_for(config.pruner),
-    )
-    storage.engine.dispose()  # the workers open their own connections
+    store = study_storage.connect(url)
+    try:
+        tuning.open_study(
+            store,
+            name,
+            config,
+            tuning.sampler_for(
+                config.sampler, space, config.seed, tuning.trial_budget(config, space, n_trials)
+            ),
+            tuning.pruner_for(config.pruner),
+        )
+    finally:
+        store.close()  # the workers open their own connections
 
 
 def _best(study: Any) -> Any:
@@ -302,10 +347,22 @@ def _compact(value: Any) -> str:
 def _summarize(
     params: Params, ctx: StepContext, url: str, output: Path, space: dict[str, Any]
 ) -> dict[str, ResultValue]:
-    from tekton_mlops.ml import study_storage, tabular, tuning
+    from tekton_mlops.ml import study_storage, tuning
 
     tuning.quiet_optuna()
-    study = tuning.load_study(study_storage.connect(url, None), params.study_name)
+    store = study_storage.connect(url)
+    try:
+        return _summarize_study(params, ctx, store, output, space)
+    finally:
+        store.close()
+
+
+def _summarize_study(
+    params: Params, ctx: StepContext, store: Any, output: Path, space: dict[str, Any]
+) -> dict[str, ResultValue]:
+    from tekton_mlops.ml import study_storage, tabular, tuning
+
+    study = tuning.load_study(store, params.study_name)
     config = tuning.study_config(study)
     if (config.estimator, config.space) != (params.estimator, space):
         raise MlopsError(
@@ -318,17 +375,27 @@ def _summarize(
             f"{params.data}: dataset {as_digest(source.digest)} is not the one study "
             f"{params.study_name!r} was tuned on ({config.dataset_digest})"
         )
+    # The workers are done (the Pipeline runs this after them): a trial still RUNNING
+    # lost its worker, and fails stale once its heartbeat is older than the grace period.
+    beat = store.heartbeat
+    running = study_storage.settle(study, beat, beat.grace + beat.interval + 1)
+    if running:
+        ctx.log.warning("%d trial(s) still running: the report shows them so", running)
     with staged_directory(output, overwrite=params.overwrite) as stage:
-        return _report(params, ctx, study, config, output, stage)
+        return _report(params, ctx, store, study, output, stage)
 
 
 def _report(
-    params: Params, ctx: StepContext, study: Any, config: Any, output: Path, stage: Path
+    params: Params, ctx: StepContext, store: Any, study: Any, output: Path, stage: Path
 ) -> dict[str, ResultValue]:
-    """Write the report into the stage; the results name the best trial."""
-    from tekton_mlops.ml import tuning_report
+    """Write the report into the stage; the results name the best trial. Trials that
+    failed stale (their worker died; see study_storage) are left out and listed."""
+    from tekton_mlops.ml import study_storage, tuning, tuning_report
 
-    table = tuning_report.rows(study)
+    study_storage.fail_stale(study)
+    config = tuning.study_config(study)
+    stale = store.ledger.stale(study.study_name)
+    table = tuning_report.rows(study, leave_out=set(stale))
     finished = [r for r in table if r.state in ("COMPLETE", "PRUNED", "FAIL")]
     best = _best(study)
     if best is None:
@@ -338,9 +405,10 @@ def _report(
         )
     counts = {s: sum(1 for r in table if r.state == s) for s in sorted({r.state for r in table})}
     ctx.log.info(
-        "study %r: %s; best trial %d: %s=%s %s",
+        "study %r: %s%s; best trial %d: %s=%s %s",
         study.study_name,
         ", ".join(f"{n} {s.lower()}" for s, n in counts.items()),
+        f" ({len(stale)} more failed stale, left out: {_compact(stale)})" if stale else "",
         best.number,
         config.metric,
         repr(best.value),
@@ -357,6 +425,7 @@ def _report(
         "direction": config.direction,
         "best": {"trial": best.number, "score": best.value, "params": best.params},
         "trials": counts,
+        "failed_stale": stale,
         "search_space": config.space,
         "sampler": config.sampler,
         "pruner": config.pruner,
