@@ -60,4 +60,11 @@ for state in "$demo"/runs/*/workspaces/shared/deployments; do
       --state-dir="$state" --results-dir="$demo/stop-results" 2>/dev/null || true
   done
 done
+# The runs stay in .demo/runs: the dashboard shows them (started by hand, so the demo ends).
+cat <<'EOF'
+
+the dashboard  .venv/bin/tekton-mlops dashboard --runs-dir .demo/runs
+               serves http://127.0.0.1:9097/ until Ctrl-C: the run's task graph, timeline,
+               step logs, params, results and reports
+EOF
 exit "${status:-0}"

@@ -7,8 +7,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # An OCI registry on 127.0.0.1 for bundle tests; bubblewrap confines each step of the process
 # runner to its own mount namespace; busybox runs the ash scripts of alpine/busybox images;
-# postgresql is the shared study database of tune-model's distributed tests.
-debian_packages=(docker-registry git bubblewrap busybox postgresql)
+# postgresql is the shared study database of tune-model's distributed tests; chromium is the
+# headless browser the dashboard and HTML report tests drive (Playwright never downloads one).
+debian_packages=(docker-registry git bubblewrap busybox postgresql chromium)
 npm_packages=()
 if [[ "${1:-}" == "--image" || "${CI:-}" == "true" ]]; then
   # Building the runtime image and running steps in containers, pulling nothing.

@@ -38,6 +38,7 @@ TOOL_COMMANDS: dict[str, str] = {
     "route": "tekton_mlops.serving.route_cli:route",
     "log-sink": "tekton_mlops.serving.sink_cli:log_sink",
     "lineage": "tekton_mlops.lineage_store.cli:lineage",
+    "dashboard": "tekton_mlops.dashboard.cli:dashboard",
 }
 
 _results_dir_option = click.option(

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from tekton_mlops.local.objects import replace_text
 from tekton_mlops.yamlio import dump, load_all
 
 RUN_KINDS = ("TaskRun", "PipelineRun")
@@ -249,7 +250,8 @@ def run(
             flags,
             parallelism or 0,
         )
-        (here / f"{resource['kind'].lower()}.yaml").write_text(dump(finished))
+        # Whole or not at all: the PipelineRun's Running version is there until this replaces it.
+        replace_text(here / f"{resource['kind'].lower()}.yaml", dump(finished))
         summarize(finished, here, durations, log)
         return finished, ok
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from tekton_mlops.local.cluster import Cluster, ResolutionError
 from tekton_mlops.local.customrun import CustomRunExecutor, CustomRunPlan
+from tekton_mlops.local.objects import save_json
 from tekton_mlops.local.status import TaskRunOutcome, condition
 from tekton_mlops.local.taskrun import TaskRunExecutor, TaskRunPlan
 from tekton_mlops.local.workspaces import Workspace
@@ -135,6 +136,20 @@ class TaskState:
         return "None"
 
 
+def _skipped(states: dict[str, TaskState]) -> list[dict[str, Any]]:
+    """``status.skippedTasks``: each skipped task with its reason (and its when expressions
+    when those skipped it)."""
+    return [
+        {
+            "name": s.name,
+            "reason": s.skip_reason,
+            **({"whenExpressions": s.task["when"]} if s.skip_reason == SKIP_WHEN else {}),
+        }
+        for s in states.values()
+        if s.state == "skipped"
+    ]
+
+
 def _evaluate_when(expressions: list[dict[str, Any]]) -> bool:
     for expression in expressions:
         value = expression.get("input", "")
@@ -152,6 +167,12 @@ class PipelineRunExecutor:
         self.run_dir = run_dir
         self.log = log
         self.customruns = CustomRunExecutor(run_dir, log, tasks.durations)
+        #: The run, its tasks and its childReferences, for the pipelinerun.yaml of a run going.
+        self._progress: tuple[dict[str, Any], dict[str, TaskState], list[dict[str, Any]]] = (
+            {},
+            {},
+            [],
+        )
 
     def execute(
         self, run: dict[str, Any], spec: dict[str, Any], workspaces: dict[str, Workspace]
@@ -212,13 +233,15 @@ class PipelineRunExecutor:
 
         states = {t["name"]: TaskState(t) for t in spec.get("tasks") or []}
         finals = {t["name"]: TaskState(t, is_finally=True) for t in spec.get("finally") or []}
+        children: list[dict[str, Any]] = []
+        self._progress = (run, {**states, **finals}, children)
+        self._save_progress()  # Running, before the first Task resolves (a git clone may be slow)
         try:  # Tekton resolves every Task before it starts the first one; so do we, at once
             everyone = [*states.values(), *finals.values()]
             with ThreadPoolExecutor(max_workers=max(1, min(len(everyone), 16))) as pool:
                 list(pool.map(lambda state: self._resolve(state, table), everyone))
         except ResolutionError as exc:
             return fail(exc.reason, str(exc))
-        children: list[dict[str, Any]] = []
         timed_out = self._schedule(name, states, states, table, workspaces, deadline, children)
         if not timed_out:
             dag = list(states.values())
@@ -236,15 +259,7 @@ class PipelineRunExecutor:
             self._schedule(name, finals, {**states, **finals}, table, workspaces, None, children)
         everything = {**states, **finals}
         status["childReferences"] = children
-        skipped = [
-            {
-                "name": s.name,
-                "reason": s.skip_reason,
-                **({"whenExpressions": s.task["when"]} if s.skip_reason == SKIP_WHEN else {}),
-            }
-            for s in everything.values()
-            if s.state == "skipped"
-        ]
+        skipped = _skipped(everything)
         if skipped:
             status["skippedTasks"] = skipped
         results, invalid = self._pipeline_results(spec, everything, table)
@@ -284,6 +299,29 @@ class PipelineRunExecutor:
             condition("False" if failed else "True", reason, message, time.time())
         ]
         return run, not failed
+
+    def _save_progress(self) -> None:
+        """Rewrite pipelinerun.yaml as the run stands, Running (one write per finished
+        TaskRun); `tekton-mlops run` writes the finished object over it at the end."""
+        run, tasks, children = self._progress
+        done = [s for s in tasks.values() if s.state in ("succeeded", "failed")]
+        skipped = _skipped(tasks)
+        failed = sum(1 for s in done if s.counts_as_failed)
+        incomplete = len(tasks) - len(done) - len(skipped)
+        status = {
+            key: value
+            for key, value in run["status"].items()
+            if key not in ("childReferences", "skippedTasks", "conditions")
+        }
+        status["childReferences"] = list(children)
+        if skipped:
+            status["skippedTasks"] = skipped
+        message = (
+            f"Tasks Completed: {len(done)} (Failed: {failed}, Cancelled 0), "
+            f"Incomplete: {incomplete}, Skipped: {len(skipped)}"
+        )
+        status["conditions"] = [condition("Unknown", "Running", message, time.time())]
+        save_json(self.run_dir / "pipelinerun.yaml", {**run, "status": status})
 
     # --- scheduling -------------------------------------------------------------------
 
@@ -375,6 +413,7 @@ class PipelineRunExecutor:
                     self._record(state, future.result(), table)
                     if state.counts_as_failed and not state.is_finally:
                         stopping = True
+                self._save_progress()
 
     def _record(self, state: TaskState, outcome: TaskOutcome, table: dict[str, Value]) -> None:
         state.outcome = outcome

@@ -14,6 +14,7 @@ from typing import Any
 
 from tekton_mlops.local.cluster import Cluster, ResolutionError
 from tekton_mlops.local.mount import Mount
+from tekton_mlops.local.objects import save_json
 from tekton_mlops.local.pod import (
     Pod,
     check_sub_paths,
@@ -140,6 +141,25 @@ class TaskRunExecutor:
             "spec": plan.run_spec,
             "status": status,
         }
+        # The TaskRun exists from its start, as on a cluster: Running until finish() replaces
+        # it (tekton-mlops dashboard shows it; one small write per TaskRun).
+        save_json(
+            pod.here / "taskrun.yaml",
+            {
+                **obj,
+                "status": {
+                    **status,
+                    "conditions": [
+                        condition(
+                            "Unknown",
+                            "Running",
+                            "Not all Steps in the Task have finished executing",
+                            started,
+                        )
+                    ],
+                },
+            },
+        )
 
         def finish(
             ok: bool, reason: str, message: str, results: dict[str, Value] | None = None
@@ -448,7 +468,7 @@ class TaskRunExecutor:
     def save(self, outcome: TaskRunOutcome) -> None:
         """Keep the TaskRun readable, as `kubectl get taskrun -o yaml` would show it."""
         name = outcome.object["metadata"]["name"]
-        (self.run_dir / name / "taskrun.yaml").write_text(json.dumps(outcome.object, indent=2))
+        save_json(self.run_dir / name / "taskrun.yaml", outcome.object)
 
     def _table(
         self, plan: TaskRunPlan, param_table: dict[str, Value], pod: Pod, uid: str
