@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,8 @@ class Target:
     path: Path
     baseline: Baseline | None
     renderer: Renderer
-    #: What :func:`draw_early` sent the renderer and computed, for :func:`write` to collect.
+    #: What :func:`draw_early` started (the importance, computed in the background), for
+    #: :func:`write` to collect.
     started: dict[str, Any] = field(default_factory=dict)
 
 
@@ -196,15 +198,44 @@ def draw_early(
         target.renderer.submit("classification_figures", curves)
     else:
         target.renderer.submit("regression_figures", truth, outputs["variable"].reshape(-1))
-    found = importance.permutation(predict, features, truth, metadata["task"], seed)
-    note = (
-        f"Decrease of {found.score} (from {found.baseline:.4f}) when one feature's values are "
-        f"shuffled, mean and standard deviation over {found.repeats} shuffles of "
-        f"{found.rows} rows (seed {seed}), computed on model.onnx under onnxruntime."
-    )
     names = list(metadata["feature_names"])
-    target.renderer.submit("importance_figure", names, found.mean, found.std, found.score, note)
-    target.started.update(importance=found, note=note)
+
+    def permute() -> tuple[Any, str]:
+        found = importance.permutation(predict, features, truth, metadata["task"], seed)
+        note = (
+            f"Decrease of {found.score} (from {found.baseline:.4f}) when one feature's values "
+            f"are shuffled, mean and standard deviation over {found.repeats} shuffles of "
+            f"{found.rows} rows (seed {seed}), computed on model.onnx under onnxruntime."
+        )
+        target.renderer.submit("importance_figure", names, found.mean, found.std, found.score, note)
+        return found, note
+
+    # onnxruntime scores without the GIL: the shuffled rows go through the model while the
+    # step's own thread imports scikit-learn for its metrics.
+    target.started["importance"] = _Background(permute)
+
+
+class _Background:
+    """A function run in a daemon thread; ``result()`` waits and re-raises its error."""
+
+    def __init__(self, function: Callable[[], Any]) -> None:
+        self._function = function
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._function()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller of result()
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _figures_and_page(
@@ -223,7 +254,8 @@ def _figures_and_page(
             evaluation.predict,
             evaluation.seed,
         )
-    found, note = target.started["importance"], target.started["note"]
+    # The importance figure is submitted by that thread: it must be in before the delta's.
+    found, note = target.started["importance"].result()
     if baseline:
         renderer.submit("delta_figure", dict(evaluation.metrics), dict(baseline))
     figures: list[Plot] = renderer.result()
