@@ -34,6 +34,24 @@ def tune(run_step, data: Path, out: Path, space: dict, *extra: str):  # type: ig
     )
 
 
+def summarize(
+    command: list[str], tmp_path: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """The study's summarize role: report to tmp_path/report, results to tmp_path/rs."""
+    return subprocess.run(
+        [
+            *command,
+            "--role=summarize",
+            f"--output={tmp_path}/report",
+            f"--results-dir={tmp_path}/rs",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def read_trials(out: Path) -> list[dict[str, str]]:
     with (out / "trials.csv").open(newline="") as handle:
         return list(csv.DictReader(handle))
@@ -435,20 +453,7 @@ def test_four_pods_share_one_postgres_study(datasets, tmp_path) -> None:  # type
         assert numbers == list(range(20))  # exactly the budget, no number twice
         assert {t.state.name for t in study.trials} == {"COMPLETE"}
 
-        summary = subprocess.run(
-            [
-                CLI,
-                "tune-model",
-                *common,
-                "--role=summarize",
-                f"--output={tmp_path}/report",
-                f"--results-dir={tmp_path}/rs",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        summary = summarize([CLI, "tune-model", *common], tmp_path, env)
         assert summary.returncode == 0, summary.stderr
         best = study.best_trial
         assert json.loads((tmp_path / "rs" / "best-params").read_text()) == best.params
@@ -595,18 +600,7 @@ def test_a_killed_workers_trial_fails_stale_and_the_study_still_runs_n_trials(  
     assert [t.params for t in retried] == [study.trials[0].params]  # its point, run again
     assert (tmp_path / "r1" / "trial-count").read_text() == "3"
 
-    summary = subprocess.run(
-        [
-            *common,
-            "--role=summarize",
-            f"--output={tmp_path}/report",
-            f"--results-dir={tmp_path}/rs",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    summary = summarize(common, tmp_path, env)
     assert summary.returncode == 0, summary.stderr
     assert "1 more failed stale" in summary.stderr
     assert (tmp_path / "rs" / "trial-count").read_text() == "3"
