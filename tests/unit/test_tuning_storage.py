@@ -75,7 +75,7 @@ def test_workers_racing_for_tickets_take_exactly_the_budget(tmp_path: Path) -> N
 
 # A worker that takes a ticket, starts its trial and is killed in the middle of it.
 DIES_MID_TRIAL = """
-import os, signal, sys
+import os, signal, sys, time
 import optuna
 from tekton_mlops.ml import study_storage
 
@@ -88,6 +88,9 @@ def objective(trial):
     trial.suggest_float("x", 0, 1)
     trial.suggest_categorical("kind", ["a", "b", None])
     print(trial.number, flush=True)
+    # Past the first heartbeat (interval 1 s): a worker killed before its trial's first
+    # heartbeat leaves a trial nobody can tell from a live one (the documented window).
+    time.sleep(1.5)
     os.kill(os.getpid(), signal.SIGKILL)
 
 study.optimize(objective, n_trials=1)
