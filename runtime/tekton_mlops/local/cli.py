@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from tekton_mlops.local.objects import replace_text
+from tekton_mlops.storage.publish import atomic_write_text
 from tekton_mlops.yamlio import dump, load_all
 
 RUN_KINDS = ("TaskRun", "PipelineRun")
@@ -251,7 +251,7 @@ def run(
             parallelism or 0,
         )
         # Whole or not at all: the PipelineRun's Running version is there until this replaces it.
-        replace_text(here / f"{resource['kind'].lower()}.yaml", dump(finished))
+        atomic_write_text(here / f"{resource['kind'].lower()}.yaml", dump(finished))
         summarize(finished, here, durations, log)
         return finished, ok
 

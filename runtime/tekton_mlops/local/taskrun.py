@@ -14,7 +14,6 @@ from typing import Any
 
 from tekton_mlops.local.cluster import Cluster, ResolutionError
 from tekton_mlops.local.mount import Mount
-from tekton_mlops.local.objects import save_json
 from tekton_mlops.local.pod import (
     Pod,
     check_sub_paths,
@@ -35,6 +34,7 @@ from tekton_mlops.local.steps import (
 )
 from tekton_mlops.local.workspaces import PodInvalid, Workspace
 from tekton_mlops.results import termination_message_size
+from tekton_mlops.storage.publish import atomic_write_text
 from tekton_mlops.tekton import defaults
 from tekton_mlops.tekton.defaults import step_name, value_type, workspace_mount_path
 from tekton_mlops.tekton.durations import format_duration, timestamp
@@ -143,23 +143,21 @@ class TaskRunExecutor:
         }
         # The TaskRun exists from its start, as on a cluster: Running until finish() replaces
         # it (tekton-mlops dashboard shows it; one small write per TaskRun).
-        save_json(
-            pod.here / "taskrun.yaml",
-            {
-                **obj,
-                "status": {
-                    **status,
-                    "conditions": [
-                        condition(
-                            "Unknown",
-                            "Running",
-                            "Not all Steps in the Task have finished executing",
-                            started,
-                        )
-                    ],
-                },
+        running = {
+            **obj,
+            "status": {
+                **status,
+                "conditions": [
+                    condition(
+                        "Unknown",
+                        "Running",
+                        "Not all Steps in the Task have finished executing",
+                        started,
+                    )
+                ],
             },
-        )
+        }
+        atomic_write_text(pod.here / "taskrun.yaml", json.dumps(running, indent=2))
 
         def finish(
             ok: bool, reason: str, message: str, results: dict[str, Value] | None = None
@@ -468,7 +466,9 @@ class TaskRunExecutor:
     def save(self, outcome: TaskRunOutcome) -> None:
         """Keep the TaskRun readable, as `kubectl get taskrun -o yaml` would show it."""
         name = outcome.object["metadata"]["name"]
-        save_json(self.run_dir / name / "taskrun.yaml", outcome.object)
+        atomic_write_text(
+            self.run_dir / name / "taskrun.yaml", json.dumps(outcome.object, indent=2)
+        )
 
     def _table(
         self, plan: TaskRunPlan, param_table: dict[str, Value], pod: Pod, uid: str

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,8 +94,18 @@ def _replace_content(stage: Path, dest: Path) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file through a temporary sibling and a rename."""
+    """Write a file through a temporary sibling and a rename: a reader sees the old
+    version or the new one, never half of one.
+
+    The temporary name carries the process and thread, so writers of the same file side
+    by side (the executor's TaskRuns finishing together) never share one; a failed write
+    leaves nothing behind.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
