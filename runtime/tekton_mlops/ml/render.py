@@ -48,7 +48,6 @@ class Renderer:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
-        self._pending = 0
         # Answers are read as soon as they come: an answer of a few figures is larger than
         # a pipe's buffer, and a helper blocked writing it could not take the next job.
         self._answers: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
@@ -73,7 +72,6 @@ class Renderer:
             self._process.stdin.flush()
         except BrokenPipeError:
             raise self._stopped() from None
-        self._pending += 1
 
     @property
     def answered(self) -> int:
@@ -87,7 +85,6 @@ class Renderer:
             self._answers.put(None)  # every later call fails the same way
             raise self._stopped()
         status, value = answer
-        self._pending -= 1
         if status != "ok":
             raise RenderError(f"drawing the report's figures failed: {value}")
         return value
