@@ -8,8 +8,9 @@ The model is called through ``predict`` (rows -> outputs by name), the same
 function the evaluation scores with, so the importance is that of the ONNX
 artifact that will be served, not of a scikit-learn object it came from. The
 cost is bounded: about ``budget`` rows go through the model in all (``repeats``
-shuffles of each feature, one batch per feature), on a seeded sample of the
-rows, so the report of a large forest does not cost more than its evaluation.
+shuffles of each feature, as many features per batch as ``budget`` rows hold), on a
+seeded sample of the rows, so the report of a large forest does not cost more than
+its evaluation.
 """
 
 from __future__ import annotations
@@ -78,23 +79,30 @@ def permutation(
         rows = sample
     baseline = _score(task, truth, predict(features))
     mean, std = np.zeros(width), np.zeros(width)
-    stacked_truth = np.tile(truth, repeats)
-    for column in range(width):
-        stacked = np.tile(features, (repeats, 1))
-        for r in range(repeats):
-            block = slice(r * rows, (r + 1) * rows)
-            stacked[block, column] = features[rng.permutation(rows), column]
+    # Several columns' shuffles go through the model in one call, up to ``budget`` rows: a
+    # call per column would hand the interpreter lock back and forth with the step's own
+    # thread (which imports scikit-learn meanwhile) dozens of times.
+    block = rows * repeats
+    per_call = max(1, budget // block)
+    for first in range(0, width, per_call):
+        columns = range(first, min(width, first + per_call))
+        stacked = np.tile(features, (repeats * len(columns), 1))
+        for k, column in enumerate(columns):
+            for r in range(repeats):
+                start = (k * repeats + r) * rows
+                stacked[start : start + rows, column] = features[rng.permutation(rows), column]
         outputs = predict(stacked)
-        scores = [
-            _score(
-                task,
-                stacked_truth[r * rows : (r + 1) * rows],
-                {name: value[r * rows : (r + 1) * rows] for name, value in outputs.items()},
-            )
-            for r in range(repeats)
-        ]
-        drops = baseline - np.asarray(scores)
-        mean[column], std[column] = float(np.mean(drops)), float(np.std(drops))
+        for k, column in enumerate(columns):
+            scores = [
+                _score(
+                    task,
+                    truth,
+                    {name: value[start : start + rows] for name, value in outputs.items()},
+                )
+                for start in ((k * repeats + r) * rows for r in range(repeats))
+            ]
+            drops = baseline - np.asarray(scores)
+            mean[column], std[column] = float(np.mean(drops)), float(np.std(drops))
     return Importance(
         "accuracy" if task == "classification" else "r2", baseline, mean, std, rows, repeats
     )
