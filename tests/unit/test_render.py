@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
 
 import numpy as np
@@ -71,3 +73,72 @@ def test_a_helper_that_died_is_named_not_waited_for() -> None:
     with pytest.raises(RenderError, match="stopped"):
         renderer.result()
     renderer.close()
+
+
+class _Unreadable:
+    """Pickled fine by the step, it raises when the helper reads it."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (int, ("not a number",))
+
+
+def test_a_helper_that_crashed_is_named_with_its_last_words() -> None:
+    with Renderer() as renderer:
+        renderer.submit("regression_figures", _Unreadable())
+        with pytest.raises(RenderError, match=r"exit code 1.*ValueError: invalid literal"):
+            renderer.result()
+
+
+def _stopped(renderer: Renderer) -> None:
+    """Starve the helper for good: a stopped process gets no CPU, as one outrun by other
+    work on a busy machine gets next to none at idle priority."""
+    os.kill(renderer._process.pid, signal.SIGSTOP)
+
+
+def test_the_helper_draws_at_idle_priority() -> None:
+    with Renderer() as renderer:
+        renderer.submit("regression_figures", *_regression_job())
+        renderer.result()  # it has set its policy before reading a job
+        assert os.sched_getscheduler(renderer._process.pid) == os.SCHED_IDLE
+
+
+def test_a_starved_helper_is_taken_over_and_the_figures_are_the_same() -> None:
+    truth, predicted = _regression_job()
+    with Renderer() as reference:
+        reference.submit("regression_figures", truth, predicted)
+        reference.submit("regression_figures", truth, predicted * 2)
+        expected = [reference.result(), reference.result()]
+
+    renderer = Renderer(patience=0.2)
+    renderer.submit("regression_figures", truth, predicted)
+    _wait_for(renderer, 1)  # the first job answered by the helper, the second not
+    _stopped(renderer)
+    renderer.submit("regression_figures", truth, predicted * 2)
+    first, second = renderer.result(), renderer.result()
+    assert renderer._process.poll() is not None  # the starved helper was stopped for good
+    # Later jobs are drawn in the step; a failed one is still one error.
+    renderer.submit("regression_figures", truth, predicted[:10])
+    with pytest.raises(RenderError, match="drawing the report's figures failed"):
+        renderer.result()
+    renderer.close()
+    assert [[p.png for p in figures] for figures in (first, second)] == [
+        [p.png for p in figures] for figures in expected
+    ]
+
+
+def test_a_slow_helper_that_gets_cpu_is_waited_for() -> None:
+    # A helper busy drawing is not starved: the step waits for it, however long, rather
+    # than draw the same figures a second time.
+    rng = np.random.default_rng(5)
+    truth = rng.normal(size=400_000)  # a scatter of 400,000 points: over a second
+    with Renderer(patience=0.1) as renderer:
+        renderer.submit("regression_figures", truth, truth + 0.1)
+        started = time.monotonic()
+        renderer.result()
+        assert time.monotonic() - started > 0.2  # it outlived several looks
+        assert renderer._process.poll() is None  # and was never taken over
+
+
+def test_asking_for_an_answer_with_no_job_sent_is_an_error() -> None:
+    with Renderer() as renderer, pytest.raises(RenderError, match="no figure job"):
+        renderer.result()
