@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -241,6 +242,29 @@ def test_a_rule_over_its_time_limit_fails_and_the_next_one_runs() -> None:
     )  # fmt: skip
     assert slow.seconds < 2
     assert quick.passed
+
+
+def test_a_dropped_alarm_does_not_let_the_evaluation_run_on() -> None:
+    # Python reports and drops an exception raised in a finaliser or a garbage-collector
+    # callback: the timer's first alarm can land there. The next one must still stop it.
+    dropped: list[BaseException] = []
+
+    def run() -> str:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                time.sleep(0.01)
+            except BaseException as exc:  # noqa: BLE001 - as a finaliser's caller does
+                if dropped:
+                    raise
+                dropped.append(exc)
+        return "ran to its end"
+
+    started = time.monotonic()
+    with pytest.raises(cel.EvaluationError, match="time limit of 0.1 s"):
+        cel._within(run, 0.1)
+    assert len(dropped) == 1
+    assert time.monotonic() - started < 1
 
 
 def test_the_time_limit_holds_off_the_main_thread_too() -> None:

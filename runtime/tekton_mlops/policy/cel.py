@@ -175,19 +175,29 @@ class _OverTime(BaseException):
     """Raised by the timer; a BaseException, because cel-python catches Exception inside."""
 
 
-def _raise_over_time(signum: int, frame: Any) -> None:
-    raise _OverTime
+#: After the deadline the timer fires again this often (seconds): an alarm that lands in a
+#: finaliser or a garbage-collector callback is reported and dropped by Python, and one
+#: dropped alarm must not let the evaluation run on to its end.
+_REPEAT = 0.05
 
 
 def _within(run: Callable[[], T], seconds: float) -> T:
     over = EvaluationError(f"did not finish within the time limit of {seconds:g} s")
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
-        previous = signal.signal(signal.SIGALRM, _raise_over_time)
+        armed = [True]
+
+        def stop(signum: int, frame: Any) -> None:
+            if armed[0]:
+                raise _OverTime
+
+        previous = signal.signal(signal.SIGALRM, stop)
         try:
             try:
-                signal.setitimer(signal.ITIMER_REAL, seconds)
+                signal.setitimer(signal.ITIMER_REAL, seconds, _REPEAT)
                 return run()
             finally:
+                # A repeat may land here, before the timer is off: the outer handler takes it.
+                armed[0] = False
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except _OverTime:
             raise over from None
