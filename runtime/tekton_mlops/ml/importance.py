@@ -81,7 +81,8 @@ def permutation(
     mean, std = np.zeros(width), np.zeros(width)
     # Several columns' shuffles go through the model in one call, up to ``budget`` rows: a
     # call per column would hand the interpreter lock back and forth with the step's own
-    # thread (which imports scikit-learn meanwhile) dozens of times.
+    # thread (which imports scikit-learn meanwhile) dozens of times. A batch holds at most
+    # max(budget, rows * repeats) rows of every feature: memory stays that of a small table.
     block = rows * repeats
     per_call = max(1, budget // block)
     for first in range(0, width, per_call):
