@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from tekton_mlops import procfs
 from tekton_mlops.local.mount import Mount
 
 #: Exit code reported for a step stopped by its timeout (SIGKILL, as a container).
@@ -325,13 +326,10 @@ def _group_alive(group: int) -> bool:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ")".
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except OSError:
+        fields = procfs.stat_fields(entry.name)
+        if fields is None:
             continue
-        if int(fields[2]) == group and fields[0] != b"Z":
+        if int(fields[procfs.PROCESS_GROUP]) == group and fields[procfs.STATE] != b"Z":
             return True
     return False
 

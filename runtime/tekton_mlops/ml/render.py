@@ -31,9 +31,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-from pathlib import Path
 from typing import IO, Any
 
+from tekton_mlops import procfs
 from tekton_mlops.errors import MlopsError
 
 #: The functions a job may name.
@@ -181,12 +181,11 @@ class Renderer:
 
 def _cpu_seconds(pid: int) -> float | None:
     """CPU time a process has used, from /proc; None where that cannot be read."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+    fields = procfs.stat_fields(pid)
+    if fields is None:
         return None
-    # utime and stime, the 14th and 15th fields, counted from the one after the name.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[procfs.USER_TICKS]) + int(fields[procfs.SYSTEM_TICKS])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _draw(job: str, args: tuple[Any, ...]) -> tuple[str, Any]:
