@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,31 +211,11 @@ def draw_early(
         return found, note
 
     # onnxruntime scores without the GIL: the shuffled rows go through the model while the
-    # step's own thread imports scikit-learn for its metrics.
-    target.started["importance"] = _Background(permute)
-
-
-class _Background:
-    """A function run in a daemon thread; ``result()`` waits and re-raises its error."""
-
-    def __init__(self, function: Callable[[], Any]) -> None:
-        self._function = function
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._value = self._function()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller of result()
-            self._error = exc
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
+    # step's own thread imports scikit-learn for its metrics. The pool's one thread ends
+    # with its one job; the future re-raises its error in the step.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="importance")
+    target.started["importance"] = pool.submit(permute)
+    pool.shutdown(wait=False)
 
 
 def _figures_and_page(
