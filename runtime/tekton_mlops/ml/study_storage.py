@@ -274,8 +274,9 @@ class Ledger:
 class _FailedStale:
     """Optuna's heartbeat-stale callback: called once, by the worker that failed the trial."""
 
-    def __init__(self, ledger: Ledger, grace: int) -> None:
-        self.ledger = ledger
+    def __init__(self, grace: int) -> None:
+        # The ledger shares the storage's engine, so it is set once the storage exists.
+        self.ledger: Ledger | None = None
         self.grace = grace
 
     def __call__(self, study: Any, trial: Any) -> None:
@@ -283,6 +284,7 @@ class _FailedStale:
         if retry:
             # Enqueued before the ticket comes back, so the next trial asked for runs it.
             study.enqueue_trial(dict(trial.params), user_attrs={RETRY_OF: trial.number})
+        assert self.ledger is not None, "set by connect() before any trial runs"
         if self.ledger.give_back(study.study_name, trial.number):
             log.warning(
                 "trial %d failed stale (no heartbeat for %d s: its worker died); its ticket "
@@ -303,8 +305,13 @@ class Store:
 
     def close(self) -> None:
         self.storage.remove_session()
-        self.storage.engine.dispose()
-        self.ledger.engine.dispose()
+        self.storage.engine.dispose()  # the ledger's engine too: they share it
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def connect(url: str, attempts: int = 6) -> Store:
@@ -314,7 +321,6 @@ def connect(url: str, attempts: int = 6) -> Store:
     gets an error from the database and simply tries again, once the winner is done.
     """
     import optuna
-    import sqlalchemy
 
     beat = heartbeat()
     if url.startswith(("postgresql://", "postgres://")):
@@ -329,7 +335,7 @@ def connect(url: str, attempts: int = 6) -> Store:
         engine["pool_pre_ping"] = True
     for attempt in range(1, attempts + 1):
         try:
-            ledger = Ledger(sqlalchemy.create_engine(url, **engine))
+            on_stale = _FailedStale(beat.grace)
             with warnings.catch_warnings():
                 # The heartbeat is "experimental" in Optuna's terms since 2.9.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -338,8 +344,11 @@ def connect(url: str, attempts: int = 6) -> Store:
                     engine_kwargs=engine,
                     heartbeat_interval=beat.interval,
                     grace_period=beat.grace,
-                    heartbeat_stale_trial_callback=_FailedStale(ledger, beat.grace),
+                    heartbeat_stale_trial_callback=on_stale,
                 )
+            # One connection pool per process: the ledger's statements go through Optuna's
+            # engine (a second pool on one SQLite file would only queue on its lock).
+            on_stale.ledger = ledger = Ledger(storage.engine)
             return Store(storage, ledger, beat)
         except ImportError as exc:
             raise MlopsError(f"storage {redact(url)}: database driver missing ({exc})") from None
@@ -364,13 +373,13 @@ def fail_stale(study: Any) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
-def settle(study: Any, beat: Heartbeat, wait: float) -> int:
-    """Fail stale trials until none is RUNNING, or for at most ``wait`` seconds (a dead
-    worker's trial goes stale within the grace period); the number still RUNNING."""
+def settle(study: Any, beat: Heartbeat, wait: float | None = None) -> int:
+    """Fail stale trials until none is RUNNING, or for at most ``wait`` seconds (by
+    default long enough for a dead worker's trial to go stale); the number still RUNNING."""
     import optuna
 
     running = optuna.trial.TrialState.RUNNING
-    end = time.monotonic() + wait
+    end = time.monotonic() + (beat.grace + beat.interval + 1 if wait is None else wait)
     while True:
         fail_stale(study)
         left = len(study.get_trials(deepcopy=False, states=(running,)))

@@ -492,15 +492,11 @@ def run_search(
     if not (died or wait_for_others):
         return ran
     first = tasks[0]
-    store = study_storage.connect(first.storage_url)
-    try:
+    with study_storage.connect(first.storage_url) as store:
         study = load_study(store, first.study_name)
-        beat = store.heartbeat
-        running = study_storage.settle(study, beat, beat.grace + beat.interval + 1)
+        running = study_storage.settle(study, store.heartbeat)
         budget = trial_budget(first.config, first.space, first.n_trials)
         owed = store.ledger.taken(first.study_name) < budget
-    finally:
-        store.close()
     if running:
         log.info("%d trial(s) still running in other workers", running)
     if owed and (first.deadline is None or time.time() < first.deadline):

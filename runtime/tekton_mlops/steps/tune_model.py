@@ -204,11 +204,8 @@ def _search(
         _prepare(url, params.study_name, params.n_trials, config, space)
         # Other pods share the study: one of them may die mid-trial.
         ran = sum(tuning.run_search(tasks(url, params.study_name), spare, wait_for_others=True))
-        store = study_storage.connect(url)
-        try:
+        with study_storage.connect(url) as store:
             best = _best(tuning.load_study(store, params.study_name))
-        finally:
-            store.close()
         ctx.log.info("worker %d ran %d trial(s)", params.worker_index, ran)
         return {
             "best-params": _compact(best.params) if best else "{}",
@@ -253,11 +250,8 @@ def _tune(
         )
         _prepare(url, name, params.n_trials, config, space)
         tuning.run_search(tasks(url, name), spare, wait_for_others=False)
-        store = study_storage.connect(url)
-        try:
+        with study_storage.connect(url) as store:
             return _report(params, ctx, store, tuning.load_study(store, name), output, stage)
-        finally:
-            store.close()
 
 
 def _tracked(params: Params, ctx: StepContext) -> AbstractContextManager[Any]:
@@ -318,8 +312,7 @@ def _prepare(url: str, name: str, n_trials: int, config: Any, space: Any) -> Non
     from tekton_mlops.ml import study_storage, tuning
 
     tuning.quiet_optuna()
-    store = study_storage.connect(url)
-    try:
+    with study_storage.connect(url) as store:  # the workers open their own connections
         tuning.open_study(
             store,
             name,
@@ -329,8 +322,6 @@ def _prepare(url: str, name: str, n_trials: int, config: Any, space: Any) -> Non
             ),
             tuning.pruner_for(config.pruner),
         )
-    finally:
-        store.close()  # the workers open their own connections
 
 
 def _best(study: Any) -> Any:
@@ -350,11 +341,8 @@ def _summarize(
     from tekton_mlops.ml import study_storage, tuning
 
     tuning.quiet_optuna()
-    store = study_storage.connect(url)
-    try:
+    with study_storage.connect(url) as store:
         return _summarize_study(params, ctx, store, output, space)
-    finally:
-        store.close()
 
 
 def _summarize_study(
@@ -377,8 +365,7 @@ def _summarize_study(
         )
     # The workers are done (the Pipeline runs this after them): a trial still RUNNING
     # lost its worker, and fails stale once its heartbeat is older than the grace period.
-    beat = store.heartbeat
-    running = study_storage.settle(study, beat, beat.grace + beat.interval + 1)
+    running = study_storage.settle(study, store.heartbeat)
     if running:
         ctx.log.warning("%d trial(s) still running: the report shows them so", running)
     with staged_directory(output, overwrite=params.overwrite) as stage:
