@@ -436,8 +436,9 @@ def test_artifacts_are_found_in_the_workspaces_the_run_made_only(tmp_path: Path)
     (here / "workspaces" / "signing-key").mkdir()
     (here / "workspaces" / "signing-key" / "leak.html").write_text("secret")
     (shared / "outside.html").symlink_to(tmp_path / "elsewhere.html")
-    run = RunsFolder(tmp_path).run("made")
-    assert [(a.kind, a.path) for a in run.artifacts] == [
+    runs = RunsFolder(tmp_path)
+    run = runs.run("made")
+    assert [(a.kind, a.path) for a in runs.artifacts(run)] == [
         ("page", "workspaces/scratch/page.html"),
         ("drift report", "workspaces/shared/drift/drift-report.html"),
         ("lineage", "workspaces/shared/model/.mlops/lineage"),

@@ -17,6 +17,8 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--runs-dir",
+    "--run-dir",  # the name `tekton-mlops run` and `approve` give the same folder
+    "runs_dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=Path(".tekton-mlops/runs"),
     show_default=True,

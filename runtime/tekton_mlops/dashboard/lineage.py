@@ -105,4 +105,4 @@ def graph(records: list[Record]) -> tuple[list[str], list[tuple[str, str]], dict
             add(item.key, item.name or item.uri)
             if item.key not in read:  # a check (verify-artifact) makes nothing new
                 edges.append((record.key, item.key))
-    return nodes, sorted(set(edges), key=edges.index), labels
+    return nodes, list(dict.fromkeys(edges)), labels

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from tekton_mlops.dashboard.layout import layered
 from tekton_mlops.dashboard.lineage import Record, graph
 from tekton_mlops.dashboard.runs import (
+    Artifact,
     ChildRun,
     LogTail,
     Run,
@@ -223,11 +224,11 @@ def _task(run: Run, task: Task, logs: Mapping[str, LogTail]) -> str:
     )
 
 
-def _artifacts(run: Run) -> str:
-    if not run.artifacts:
+def _artifacts(run: Run, artifacts: Sequence[Artifact]) -> str:
+    if not artifacts:
         return ""
     items = []
-    for artifact in run.artifacts:
+    for artifact in artifacts:
         shown = artifact.path.removeprefix("workspaces/")
         href = (
             f"{run_url(run.name)}/lineage/{quote(artifact.path)}"
@@ -241,7 +242,7 @@ def _artifacts(run: Run) -> str:
     return f'<section><h2>Artifacts</h2><ul class="artifacts">{"".join(items)}</ul></section>'
 
 
-def run_fragment(run: Run, logs: Mapping[str, LogTail]) -> str:
+def run_fragment(run: Run, logs: Mapping[str, LogTail], artifacts: Sequence[Artifact]) -> str:
     summary = run.summary
     count = len(run.tasks)
     facts = [
@@ -268,7 +269,7 @@ def run_fragment(run: Run, logs: Mapping[str, LogTail]) -> str:
         f"<section><h2>Task{'s' if count != 1 else ''} ({count})</h2>"
         + "".join(_task(run, task, logs) for task in run.tasks)
         + "</section>"
-        + _artifacts(run)
+        + _artifacts(run, artifacts)
         + (
             f"<section><h2>Params and results</h2>{_table(run.params, 'Params', 'params')}"
             f"{_table(run.results, 'Results', 'results')}</section>"
@@ -278,10 +279,13 @@ def run_fragment(run: Run, logs: Mapping[str, LogTail]) -> str:
     )
 
 
-def run_page(run: Run, etag: str, logs: Mapping[str, LogTail]) -> str:
+def run_page(
+    run: Run, etag: str, logs: Mapping[str, LogTail], artifacts: Sequence[Artifact]
+) -> str:
     name = run.name
+    fragment = run_fragment(run, logs, artifacts)
     body = f"<h1>{esc(name)}</h1>" + live(
-        f"{run_url(name)}?part=live", etag, run.summary.status.finished, run_fragment(run, logs)
+        f"{run_url(name)}?part=live", etag, run.summary.status.finished, fragment
     )
     return document(name, body, [("Runs", "/"), (name, "")])
 

@@ -159,7 +159,6 @@ class Run:
     edges: tuple[Edge, ...]
     params: tuple[tuple[str, str], ...]
     results: tuple[tuple[str, str], ...]
-    artifacts: tuple[Artifact, ...]
     served: tuple[str, ...]  # folders (relative to the run folder) whose files may be served
     now: float  # when it was read: the end of what is still running
 
@@ -396,15 +395,19 @@ class RunsFolder:
             edges=tuple(edges),
             params=_pairs(spec.get("params")),
             results=_pairs(status.get("results")),
-            artifacts=tuple(_artifacts(here, served)),
             served=served,
             now=now,
         )
 
+    def artifacts(self, run: Run) -> tuple[Artifact, ...]:
+        """What the run's served workspaces hold that a page can show: a walk of up to
+        thousands of entries, so only the run page and its lineage ask for it."""
+        return tuple(_artifacts(self.folder(run.name), run.served))
+
     def _taskrun(self, here: Path, summary: RunSummary, now: float) -> Run:
         pod = here / here.name
         document = self.read(here / "taskrun.yaml") or self.read(pod / "taskrun.yaml") or {}
-        child = _child_run(pod, here, document, now)
+        child = _child_run(pod, here, document)
         spec = document.get("spec") or {}
         task = Task(here.name, False, child.status, (child,))
         served = _served_workspaces(spec.get("workspaces") or [])
@@ -414,7 +417,6 @@ class RunsFolder:
             edges=(),
             params=child.params,
             results=child.results,
-            artifacts=tuple(_artifacts(here, served)),
             served=served,
             now=now,
         )
@@ -428,7 +430,6 @@ class RunsFolder:
             str(r.get("name")): str(r.get("pipelineTaskName")) for r in references
         }
         found: dict[str, list[ChildRun]] = {}
-        now = time.time()
         for folder in _child_folders(here):
             document = self.read(folder / "taskrun.yaml") or self.read(folder / "customrun.yaml")
             if document is None:
@@ -439,7 +440,7 @@ class RunsFolder:
             task = by_name.get(folder.name) or labels.get("tekton.dev/pipelineTask")
             if not task:
                 continue
-            found.setdefault(str(task), []).append(_child_run(folder, here, document, now))
+            found.setdefault(str(task), []).append(_child_run(folder, here, document))
         order = list(by_name)
         for runs in found.values():
             runs.sort(
@@ -550,7 +551,7 @@ def _task_status(
     )
 
 
-def _child_run(folder: Path, run_folder: Path, document: Mapping[str, Any], now: float) -> ChildRun:
+def _child_run(folder: Path, run_folder: Path, document: Mapping[str, Any]) -> ChildRun:
     status = document.get("status") or {}
     spec = document.get("spec") or {}
     own = status_of(document)

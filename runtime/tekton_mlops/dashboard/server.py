@@ -149,8 +149,10 @@ class Dashboard:
             case ["api", "runs"]:
                 return _json([asdict(s) for s in self.runs.summaries()])
             case ["api", "runs", run]:
-                view = asdict(self.runs.run(run))
+                found = self.runs.run(run)
+                view = asdict(found)
                 view.pop("served")
+                view["artifacts"] = [asdict(a) for a in self.runs.artifacts(found)]
                 return _json(view)
             case ["api", "runs", run, ("logs" | "sidecars") as kind, child, step]:
                 return self._log_json(run, child, step, kind == "sidecars")
@@ -175,10 +177,12 @@ class Dashboard:
             return Response(304, headers={"ETag": tag})
         run = self.runs.run(name)
         logs = self._failing_logs(run)
+        artifacts = self.runs.artifacts(run)
         finished = "true" if run.summary.status.finished else "false"
         if live:
-            return _page(pages.run_fragment(run, logs), {"ETag": tag, "X-Finished": finished})
-        return _page(pages.run_page(run, tag, logs))
+            fragment = pages.run_fragment(run, logs, artifacts)
+            return _page(fragment, {"ETag": tag, "X-Finished": finished})
+        return _page(pages.run_page(run, tag, logs, artifacts))
 
     def _failing_logs(self, run: Run) -> dict[str, LogTail]:
         """The log of each step that failed is on the page from the start: it is what a
@@ -230,7 +234,7 @@ class Dashboard:
 
     def _lineage(self, name: str, folder: str) -> Response:
         run = self.runs.run(name)
-        if not any(a.kind == "lineage" and a.path == folder for a in run.artifacts):
+        if not any(a.kind == "lineage" and a.path == folder for a in self.runs.artifacts(run)):
             raise NotFound(f"run {name} has no lineage folder {folder}")
         records = read_records(self.runs.root / name / folder)
         return _page(pages.lineage_page(run, folder, records))
