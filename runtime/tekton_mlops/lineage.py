@@ -128,6 +128,20 @@ def statement(
     }
 
 
+def descriptor_digest(descriptor: Mapping[str, Any]) -> str:
+    """A resource descriptor's digest as ``algorithm:value``: sha256 if it has one, else a
+    git commit, else its first algorithm by name; "" for none. Every reader of records
+    joins them by this one choice."""
+    digests = descriptor.get("digest")
+    if not isinstance(digests, Mapping) or not digests:
+        return ""
+    for algorithm in ("sha256", "gitCommit"):
+        if digests.get(algorithm):
+            return f"{algorithm}:{digests[algorithm]}"
+    algorithm, value = sorted(digests.items())[0]
+    return f"{algorithm}:{value}"
+
+
 def lineage_path(artifact_dir: Path, step: str) -> Path:
     return artifact_dir / METADATA_DIR / "lineage" / f"{step}.intoto.json"
 

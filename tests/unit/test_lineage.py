@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tekton_mlops.lineage import Artifact, statement
+from tekton_mlops.lineage import Artifact, descriptor_digest, statement
 
 
 def test_statement_shape(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,3 +64,21 @@ def test_what_has_no_digest_is_named_by_uri_and_never_a_subject() -> None:
         },
     ]
     assert record["subject"] == [{"name": "slo-report.json", "digest": {"sha256": "3" * 64}}]
+
+
+@pytest.mark.parametrize(
+    ("digests", "expected"),
+    [
+        ({"sha512": "bb", "sha256": "aa"}, "sha256:aa"),  # sha256 wins whatever the order
+        ({"gitCommit": "c0", "md5": "dd"}, "gitCommit:c0"),
+        ({"sha512": "bb", "md5": "dd"}, "md5:dd"),  # else the first by name, not by order
+        ({}, ""),
+        (None, ""),
+    ],
+)
+def test_every_reader_joins_records_by_one_digest_choice(
+    digests: dict[str, str] | None, expected: str
+) -> None:
+    # The lineage graph, the policy inputs and the dashboard all call this one function,
+    # so `lineage show` and the dashboard's lineage page join records alike.
+    assert descriptor_digest({"name": "model", "digest": digests}) == expected

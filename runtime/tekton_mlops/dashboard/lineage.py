@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tekton_mlops.dashboard.runs import parse_time
+from tekton_mlops.lineage import RECORD_SUFFIX, UPSTREAM_DIR, descriptor_digest
 
 
 @dataclass(frozen=True)
@@ -46,19 +47,18 @@ class Record:
 
 
 def _reference(entry: dict[str, Any]) -> Reference:
-    digests = entry.get("digest") or {}
-    algorithm, value = next(iter(digests.items()), ("", ""))
     return Reference(
         name=str(entry.get("name") or ""),
         uri=str(entry.get("uri") or ""),
-        digest=f"{algorithm}:{value}" if value else "",
+        digest=descriptor_digest(entry),
     )
 
 
 def read_records(folder: Path) -> list[Record]:
     """The records in ``folder`` and in its ``upstream/`` (what the data carried)."""
     records = []
-    for path in sorted([*folder.glob("*.intoto.json"), *folder.glob("upstream/*.intoto.json")]):
+    found = [*folder.glob(f"*{RECORD_SUFFIX}"), *folder.glob(f"{UPSTREAM_DIR}/*{RECORD_SUFFIX}")]
+    for path in sorted(found):
         if path.is_symlink():
             continue
         try:

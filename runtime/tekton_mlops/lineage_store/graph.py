@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tekton_mlops.lineage import descriptor_digest
 from tekton_mlops.lineage_store.attestations import Checked, Status
 
 #: Steps that make a model from data: what "trained on" follows.
@@ -158,17 +159,9 @@ class Graph:
         }
 
 
-def _digest(descriptor: Mapping[str, Any]) -> str:
-    digests = descriptor.get("digest") or {}
-    for algorithm in ("sha256", "gitCommit"):
-        if digests.get(algorithm):
-            return f"{algorithm}:{digests[algorithm]}"
-    return ""
-
-
 def _refs(descriptors: Sequence[Mapping[str, Any]]) -> tuple[ArtifactRef, ...]:
     return tuple(
-        ArtifactRef(str(d.get("name", "")), str(d.get("uri", "")), _digest(d))
+        ArtifactRef(str(d.get("name", "")), str(d.get("uri", "")), descriptor_digest(d))
         for d in descriptors
         if isinstance(d, Mapping)
     )

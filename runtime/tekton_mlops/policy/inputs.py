@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from tekton_mlops.lineage import descriptor_digest
 from tekton_mlops.lineage_store.attestations import Checked, Status
 from tekton_mlops.lineage_store.graph import TRAINING_STEPS
 from tekton_mlops.policy.evidence import Evidence
@@ -79,21 +80,10 @@ def _when(record: Mapping[str, Any]) -> tuple[int, float]:
     return (1, finished.timestamp()) if finished is not None else (0, 0.0)
 
 
-def _digest(descriptor: Mapping[str, Any]) -> str:
-    digests = descriptor.get("digest")
-    if not isinstance(digests, Mapping) or not digests:
-        return ""
-    for algorithm in ("sha256", "gitCommit"):
-        if digests.get(algorithm):
-            return f"{algorithm}:{digests[algorithm]}"
-    algorithm, value = sorted(digests.items())[0]
-    return f"{algorithm}:{value}"
-
-
 def _descriptors(found: Any) -> list[dict[str, Any]]:
     return [
-        {"name": str(d.get("name", "")), "uri": str(d.get("uri", "")), "digest": _digest(d),
-         "annotations": dict(d.get("annotations") or {})}
+        {"name": str(d.get("name", "")), "uri": str(d.get("uri", "")),
+         "digest": descriptor_digest(d), "annotations": dict(d.get("annotations") or {})}
         for d in (found if isinstance(found, list) else [])
         if isinstance(d, Mapping)
     ]  # fmt: skip
