@@ -20,9 +20,9 @@ from tekton_mlops.dashboard.runs import (
     NotFound,
     RunsFolder,
     log_tail,
-    parse_time,
     status_of,
 )
+from tekton_mlops.tekton.durations import parse_time
 from tekton_mlops.yamlio import dump
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z

@@ -84,6 +84,17 @@ def test_the_pages_of_a_run(runs: Path) -> None:
     assert get(app, "/favicon.ico")[1]["Content-Type"] == "image/svg+xml"
 
 
+def test_a_static_file_the_browser_holds_costs_a_304(runs: Path) -> None:
+    app = Dashboard(runs)
+    status, headers, body = get(app, "/static/dashboard.css")
+    assert status == 200
+    assert body
+    again = get(app, "/static/dashboard.css", if_none_match=headers["ETag"])
+    assert again[0] == 304
+    assert again[1]["ETag"] == headers["ETag"]
+    assert get(app, "/static/dashboard.css", if_none_match='"stale"')[0] == 200
+
+
 def test_the_live_part_answers_304_while_nothing_changed(runs: Path) -> None:
     app = Dashboard(runs)
     status, headers, body = get(app, "/runs/done?part=live")

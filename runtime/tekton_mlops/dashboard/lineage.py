@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tekton_mlops.dashboard.runs import parse_time
 from tekton_mlops.lineage import RECORD_SUFFIX, UPSTREAM_DIR, descriptor_digest
+from tekton_mlops.tekton.durations import parse_time
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from tekton_mlops.dashboard.runs import (
     Task,
 )
 from tekton_mlops.dashboard.svg import Node, badge, duration, esc, graph_svg, task_graph, timeline
+from tekton_mlops.tekton.durations import timestamp
 
 #: Logs are shown from their end: a step can write gigabytes, a page should not.
 LOG_TAIL_BYTES = 200 * 1024
@@ -35,10 +36,7 @@ def clock(moment: float | None) -> str:
     if moment is None:
         return '<span class="muted">\u2013</span>'
     shown = datetime.fromtimestamp(moment, UTC)
-    return (
-        f'<time datetime="{shown.strftime("%Y-%m-%dT%H:%M:%SZ")}">'
-        f"{shown.strftime('%Y-%m-%d %H:%M:%S')} UTC</time>"
-    )
+    return f'<time datetime="{timestamp(moment)}">{shown:%Y-%m-%d %H:%M:%S} UTC</time>'
 
 
 def took(started: float | None, finished: float | None, now: float) -> str:

@@ -25,12 +25,12 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tekton_mlops.errors import MlopsError
 from tekton_mlops.tekton.defaults import step_name
+from tekton_mlops.tekton.durations import parse_time
 from tekton_mlops.tekton.pipeline_rules import dependencies
 
 #: The states a run, task or step is in; each page shows its reason as text beside it.
@@ -184,16 +184,6 @@ class LogTail:
     @property
     def truncated(self) -> bool:
         return len(self.text.encode()) < self.size
-
-
-def parse_time(value: object) -> float | None:
-    """Tekton's RFC 3339 timestamps (``2026-01-02T03:04:05Z``) as epoch seconds."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        return None
 
 
 def text_of(value: object) -> str:

@@ -98,9 +98,14 @@ class Response:
         return self.file.stat().st_size if self.file is not None else len(self.body)
 
 
-def _static_files() -> dict[str, bytes]:
+def _static_files() -> dict[str, tuple[bytes, str]]:
+    """Each static file's bytes and ETag, read once: they cannot change while serving."""
     folder = resources.files("tekton_mlops.dashboard").joinpath("static")
-    return {name: folder.joinpath(name).read_bytes() for name in STATIC_TYPES}
+    found = {}
+    for name in STATIC_TYPES:
+        body = folder.joinpath(name).read_bytes()
+        found[name] = (body, f'"{hashlib.sha256(body).hexdigest()[:16]}"')
+    return found
 
 
 class Dashboard:
@@ -135,9 +140,9 @@ class Dashboard:
             case []:
                 return self._runs(live, etag)
             case ["favicon.ico"]:
-                return self._static("favicon.svg")
+                return self._static("favicon.svg", etag)
             case ["static", name] if name in STATIC_TYPES:
-                return self._static(name)
+                return self._static(name, etag)
             case ["runs", run]:
                 return self._run(run, live, etag)
             case ["runs", run, ("logs" | "sidecars") as kind, child, step]:
@@ -239,17 +244,13 @@ class Dashboard:
         records = read_records(self.runs.root / name / folder)
         return _page(pages.lineage_page(run, folder, records))
 
-    def _static(self, name: str) -> Response:
-        body = self.static[name]
-        return Response(
-            200,
-            STATIC_TYPES[name],
-            body,
-            headers={
-                "ETag": f'"{hashlib.sha256(body).hexdigest()[:16]}"',
-                "Cache-Control": "no-cache",
-            },
-        )
+    def _static(self, name: str, etag: str) -> Response:
+        body, tag = self.static[name]
+        # no-cache: the browser asks each time, and a file it holds costs a 304.
+        headers = {"ETag": tag, "Cache-Control": "no-cache"}
+        if etag == tag:
+            return Response(304, headers=headers)
+        return Response(200, STATIC_TYPES[name], body, headers=headers)
 
     # --- a run's files ----------------------------------------------------------------
 

@@ -38,3 +38,14 @@ def format_duration(seconds: float) -> str:
 
 def timestamp(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: object) -> float | None:
+    """The inverse of :func:`timestamp`, for times read from files a run wrote: epoch
+    seconds, or None for anything that is not an RFC 3339 time."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
