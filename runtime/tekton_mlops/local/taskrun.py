@@ -157,7 +157,7 @@ class TaskRunExecutor:
                 ],
             },
         }
-        atomic_write_text(pod.here / "taskrun.yaml", json.dumps(running, indent=2))
+        self._write(running)
 
         def finish(
             ok: bool, reason: str, message: str, results: dict[str, Value] | None = None
@@ -465,10 +465,11 @@ class TaskRunExecutor:
 
     def save(self, outcome: TaskRunOutcome) -> None:
         """Keep the TaskRun readable, as `kubectl get taskrun -o yaml` would show it."""
-        name = outcome.object["metadata"]["name"]
-        atomic_write_text(
-            self.run_dir / name / "taskrun.yaml", json.dumps(outcome.object, indent=2)
-        )
+        self._write(outcome.object)
+
+    def _write(self, taskrun: dict[str, Any]) -> None:
+        name = taskrun["metadata"]["name"]
+        atomic_write_text(self.run_dir / name / "taskrun.yaml", json.dumps(taskrun, indent=2))
 
     def _table(
         self, plan: TaskRunPlan, param_table: dict[str, Value], pod: Pod, uid: str

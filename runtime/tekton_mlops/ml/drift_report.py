@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tekton_mlops.ml.drift import ColumnDrift, Counts, Drift, Numbers, Options, histogram
+from tekton_mlops.ml.report import BASE_STYLE
 
 REPORT_JSON = "drift-report.json"
 REPORT_HTML = "drift-report.html"
@@ -31,22 +32,16 @@ SHOWN_CATEGORIES = 20
 #: Bar colours, also set on each bar so that an SVG copied out of the page keeps them.
 COLOURS = {"reference": "#4a78b0", "current": "#e08a2c"}
 
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 66rem;
-       padding: 0 1rem; color: #1b1b1b; line-height: 1.45; }
-h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; }
+_STYLE = (
+    BASE_STYLE
+    + """body { max-width: 66rem; }  /* room for a histogram beside each column's numbers */
 h3 { font-size: 1.05rem; margin-top: 1.5rem; }
-/* A wide table scrolls in its own box; the page never scrolls sideways on a phone. */
-table { border-collapse: collapse; margin: 0.5rem 0 1rem; display: block; max-width: 100%;
-        overflow-x: auto; }
-th, td { border: 1px solid #c8c8c8; padding: 0.2rem 0.5rem; text-align: left; }
-td.number { text-align: right; font-variant-numeric: tabular-nums; }
-code { font-size: 0.85rem; word-break: break-all; }
-td { overflow-wrap: anywhere; }
+th, td { padding: 0.2rem 0.5rem; }
 .drifted { color: #a3140f; font-weight: 600; } .stable { color: #0a6b2d; }
 svg text { font-size: 11px; fill: #333; }
 svg { max-width: 100%; height: auto; }  /* viewBox keeps its proportions */
 """
+)
 
 
 def rounded(value: float | None) -> float | None:

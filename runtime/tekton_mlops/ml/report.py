@@ -22,7 +22,8 @@ from tekton_mlops.ml.plots import Plot
 
 REPORT_HTML = "report.html"
 
-_STYLE = """
+#: The look every report page shares (the evaluation's, detect-drift's); each adds its own.
+BASE_STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem;
        padding: 0 1rem; color: #1b1b1b; line-height: 1.45; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; }
@@ -33,10 +34,15 @@ th, td { border: 1px solid #c8c8c8; padding: 0.25rem 0.6rem; text-align: left; }
 td.number { text-align: right; font-variant-numeric: tabular-nums; }
 code { font-size: 0.85rem; word-break: break-all; }
 td { overflow-wrap: anywhere; }
-figure { margin: 1.5rem 0; } figure img { max-width: 100%; height: auto; }
+"""
+
+_STYLE = (
+    BASE_STYLE
+    + """figure { margin: 1.5rem 0; } figure img { max-width: 100%; height: auto; }
 figcaption { font-size: 0.9rem; color: #444; }
 .passed { color: #0a6b2d; } .failed { color: #a3140f; }
 """
+)
 
 
 @dataclass(frozen=True)
