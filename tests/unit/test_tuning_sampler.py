@@ -115,6 +115,10 @@ def test_only_a_finite_space_of_tracked_size_has_points() -> None:
         {"n_estimators": {"low": 1, "high": 1000}, "max_depth": {"low": 1, "high": 100}},
     )
     assert wide.points() is None  # 100,000 points: past MAX_TRACKED_POINTS
+    # Counted without listing them, for the grid's budget and the log.
+    assert wide.size() == 100_000
+    assert stepped.size() == 3
+    assert parsed("logistic-regression", {"C": {"low": 0.1, "high": 10}}).size() is None
     assert tuning.sampler_for("tpe", wide, 0).__class__ is optuna.samplers.TPESampler
     assert isinstance(tuning.sampler_for("grid", stepped, 0), optuna.samplers.GridSampler)
 

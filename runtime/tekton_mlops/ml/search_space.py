@@ -86,6 +86,13 @@ class SearchSpace:
         points = {d.name: d.grid() for d in self.dimensions}
         return {name: values for name, values in points.items() if values is not None}
 
+    def size(self) -> int | None:
+        """How many points the space has; None when a range is continuous."""
+        grids = [d.grid() for d in self.dimensions]
+        if any(points is None for points in grids):
+            return None
+        return math.prod(len(points) for points in grids if points is not None)
+
     def grid_problems(self) -> list[Violation]:
         """Why a grid search cannot walk this space (continuous ranges, too many points)."""
         found = [
@@ -97,16 +104,15 @@ class SearchSpace:
             for d in self.dimensions
             if d.grid() is None
         ]
-        if not found:
-            size = math.prod(len(points) for points in self.grid().values())
-            if size > MAX_GRID_POINTS:
-                found.append(
-                    Violation(
-                        PARAM,
-                        f"{size} points",
-                        f"the grid has more than {MAX_GRID_POINTS} points; coarsen its steps",
-                    )
+        size = self.size()
+        if size is not None and size > MAX_GRID_POINTS:
+            found.append(
+                Violation(
+                    PARAM,
+                    f"{size} points",
+                    f"the grid has more than {MAX_GRID_POINTS} points; coarsen its steps",
                 )
+            )
         return found
 
     def points(self) -> list[dict[str, Any]] | None:

@@ -222,8 +222,9 @@ def incremental(estimator: str) -> bool:
 
 def trial_budget(config: StudyConfig, space: SearchSpace, n_trials: int) -> int:
     """The study's tickets: n-trials, or a grid's number of points when it has fewer."""
-    if config.sampler == "grid":
-        return min(n_trials, math.prod(len(points) for points in space.grid().values()))
+    size = space.size()
+    if config.sampler == "grid" and size is not None:
+        return min(n_trials, size)
     return n_trials
 
 

@@ -163,13 +163,13 @@ def _search(
     )
     if params.pruner == "median" and not tuning.incremental(params.estimator):
         ctx.log.info("%s trains in one go: the median pruner has no effect", params.estimator)
-    points = space.points()
-    if params.sampler != "grid" and points is not None and len(points) < params.n_trials:
+    size = space.size()  # counted, not listed: a space may have thousands of points
+    if params.sampler != "grid" and size is not None and size < params.n_trials:
         ctx.log.info(
             "the search space has %d points: trials past the %dth repeat points (and their "
             "scores); the grid sampler stops when every point is tried",
-            len(points),
-            len(points),
+            size,
+            size,
         )
     deadline = time.time() + params.timeout if params.timeout else None
 
